@@ -1,0 +1,75 @@
+// Package outputs defines the contract between the router and its output
+// plugins (archive, zmq, http): the Output interface and the Type that ties a
+// plugin's config struct to its constructor.
+//
+// Plugins import this package and router/event only, never the router.
+// Batching, retries, queueing and metrics are the router's job.
+package outputs
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/sluicelog/sluice/router/event"
+)
+
+// ErrPermanent marks a delivery failure that retrying cannot fix (a
+// destination that rejects the data itself). The router drops such a batch
+// and counts it. Wrap it: fmt.Errorf("%w: status %d", outputs.ErrPermanent, code).
+var ErrPermanent = errors.New("permanent delivery failure")
+
+// Output delivers batches of events to one destination.
+//
+// The router's worker for the output is the only caller: Write is never
+// called concurrently, and never after Close.
+type Output interface {
+	// Write delivers evs. It returns nil only if the destination accepted the
+	// whole batch; the router then acknowledges the batch in the queue. Any
+	// other error is retried with backoff (the same batch again), except
+	// errors wrapping ErrPermanent, which are dropped and counted. An output
+	// must tolerate getting a batch again that it partly wrote before failing
+	// (delivery is at least once). Implementations reconnect lazily inside
+	// Write. ctx is cancelled at forced shutdown.
+	Write(ctx context.Context, evs []*event.Event) error
+
+	// Close flushes buffered data and releases resources. It is called once,
+	// after the last Write.
+	Close() error
+}
+
+// Opener is implemented by outputs that acquire resources or repair state
+// before the first Write (for example the archive truncating a torn gzip
+// tail after a crash). The router calls Open once, before any Write; an
+// error stops the daemon from starting.
+type Opener interface {
+	Open(ctx context.Context) error
+}
+
+// Env carries the per-instance dependencies of an output.
+type Env struct {
+	Name     string       // block name, e.g. "cold"
+	Logger   *slog.Logger // already carries component=output, output=<name>, type=<type>
+	StateDir string       // a directory this output may keep state in (created by the router)
+}
+
+// Type ties a plugin's config struct to its constructor. Build one with NewType.
+type Type struct {
+	newConfig func() any
+	build     func(cfg any, env Env) (Output, error)
+}
+
+// NewType registers a plugin: see inputs.NewType for the contract of
+// defaults and build.
+func NewType[C any](defaults func() *C, build func(cfg *C, env Env) (Output, error)) Type {
+	return Type{
+		newConfig: func() any { return defaults() },
+		build:     func(cfg any, env Env) (Output, error) { return build(cfg.(*C), env) },
+	}
+}
+
+// NewConfig returns a fresh config struct (a pointer) with defaults set.
+func (t Type) NewConfig() any { return t.newConfig() }
+
+// Build validates cfg and constructs the output.
+func (t Type) Build(cfg any, env Env) (Output, error) { return t.build(cfg, env) }
