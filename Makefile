@@ -1,0 +1,57 @@
+# Sluice: make run | make test | make bench
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+BIN     := bin/sluice
+CONFIG  ?= examples/quickstart.hcl
+
+.PHONY: all build run test unit integration bench deps vet fmt-check clean
+
+all: build
+
+# Debian packages the tests use: util-linux's logger (bsdutils) and gzip.
+deps:
+	@need=""; \
+	command -v logger >/dev/null || need="$$need bsdutils"; \
+	command -v gzip   >/dev/null || need="$$need gzip"; \
+	command -v gcc    >/dev/null || need="$$need gcc libc6-dev"; \
+	if [ -n "$$need" ]; then \
+	  echo "installing:$$need"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$need; \
+	fi
+	@command -v $(GO) >/dev/null || { echo "Go 1.26 is required (expected at /usr/local/go)"; exit 1; }
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/sluice
+
+run: deps build
+	mkdir -p data
+	$(BIN) run -config $(CONFIG)
+
+vet:
+	$(GO) vet ./...
+	$(GO) vet -tags integration ./integration/...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+integration: build
+	SLUICE_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 -tags integration ./integration/...
+
+test: deps fmt-check vet unit integration
+
+# End-to-end benchmark (N messages over TCP into the built binary) plus the Go
+# micro-benchmarks. BENCH_N sets the message count.
+BENCH_N ?= 1000000
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchmem ./rules ./inputs/... ./outputs/...
+	$(GO) run ./cmd/sluice-bench -sluice $(BIN) -n $(BENCH_N)
+
+clean:
+	rm -rf bin data

@@ -1,0 +1,375 @@
+// Command sluice-bench is the end-to-end benchmark behind `make bench`: it
+// sends N RFC 5424 messages (~258 bytes) over one TCP connection to the
+// built sluice binary archiving them (plain, gzip level 1, gzip level 6) and
+// prints msgs/s, MiB/s, CPU seconds and peak RSS. When rsyslogd is installed
+// it runs the same load against rsyslog (imptcp → omfile, zipLevel) in the
+// same run and prints the ratio.
+//
+// Timing: from the first byte sent until every message is written; CPU
+// and peak RSS are whole-process figures from rusage after exit. For
+// Sluice "written" is sluice_output_sent_events_total == N (the archive's
+// write(2) returned); for rsyslog it is the exit of rsyslogd after SIGTERM
+// once the sender finished (its queue drains on shutdown), which includes
+// rsyslog's shutdown; line counts are verified for both.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	sluice := flag.String("sluice", "bin/sluice", "path to the sluice binary")
+	n := flag.Int("n", 1_000_000, "messages per run")
+	runs := flag.Int("runs", 1, "runs per scenario (the median is reported)")
+	only := flag.String("only", "", "comma-separated scenarios to run (plain,gzip1,gzip6); empty = all")
+	noRsyslog := flag.Bool("no-rsyslog", false, "skip rsyslog even if installed")
+	flag.Parse()
+	if err := run(*sluice, *n, *runs, *only, *noRsyslog); err != nil {
+		fmt.Fprintln(os.Stderr, "sluice-bench:", err)
+		os.Exit(1)
+	}
+}
+
+type scenario struct {
+	name  string
+	level int // 0 = no compression
+}
+
+type result struct {
+	elapsed time.Duration
+	cpu     time.Duration
+	rssKiB  int64
+}
+
+func run(bin string, n, runs int, only string, noRsyslog bool) error {
+	bin, err := filepath.Abs(bin)
+	if err != nil {
+		return err
+	}
+	payload := genMessages(n)
+	fmt.Printf("payload: %d messages, %.1f MiB, avg %d bytes/message (newline framing, one TCP connection)\n",
+		n, float64(len(payload))/(1<<20), len(payload)/n-1)
+	rsyslogd, _ := exec.LookPath("rsyslogd")
+	if noRsyslog {
+		rsyslogd = ""
+	}
+	if rsyslogd == "" {
+		fmt.Println("rsyslogd not found: Sluice only (apt-get install rsyslog for the side-by-side comparison)")
+	}
+	scenarios := []scenario{{"plain", 0}, {"gzip1", 1}, {"gzip6", 6}}
+	fmt.Printf("\n%-8s %-8s %12s %9s %9s %12s %9s\n", "scenario", "daemon", "msgs/s", "MiB/s", "cpu s", "cpu µs/msg", "peakRSS")
+	for _, sc := range scenarios {
+		if only != "" && !strings.Contains(","+only+",", ","+sc.name+",") {
+			continue
+		}
+		var sl, rs []result
+		for range runs {
+			r, err := runSluice(bin, sc, payload, n)
+			if err != nil {
+				return fmt.Errorf("%s sluice: %w", sc.name, err)
+			}
+			sl = append(sl, r)
+			if rsyslogd != "" {
+				r, err := runRsyslog(rsyslogd, sc, payload, n)
+				if err != nil {
+					return fmt.Errorf("%s rsyslog: %w", sc.name, err)
+				}
+				rs = append(rs, r)
+			}
+		}
+		s := median(sl)
+		report(sc.name, "sluice", s, n, len(payload))
+		if len(rs) > 0 {
+			r := median(rs)
+			report(sc.name, "rsyslog", r, n, len(payload))
+			fmt.Printf("%-8s %-8s %11.2fx\n", sc.name, "ratio", r.elapsed.Seconds()/s.elapsed.Seconds())
+		}
+	}
+	return nil
+}
+
+func report(sc, who string, r result, n, bytes int) {
+	sec := r.elapsed.Seconds()
+	fmt.Printf("%-8s %-8s %12.0f %9.1f %9.2f %12.2f %6d MiB\n", sc, who, float64(n)/sec,
+		float64(bytes)/(1<<20)/sec, r.cpu.Seconds(), r.cpu.Seconds()*1e6/float64(n), r.rssKiB/1024)
+}
+
+func median(rs []result) result {
+	sort.Slice(rs, func(i, j int) bool { return rs[i].elapsed < rs[j].elapsed })
+	return rs[len(rs)/2]
+}
+
+// genMessages builds n newline-framed RFC 5424 messages of ~258 bytes.
+func genMessages(n int) []byte {
+	var b bytes.Buffer
+	b.Grow(n * 260)
+	hosts := []string{"web-01.example.net", "web-02.example.net", "db-01.example.net", "cache-03.example.net"}
+	apps := []string{"nginx", "postgres", "api-gateway", "billing"}
+	base := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	for i := range n {
+		ts := base.Add(time.Duration(i) * time.Microsecond).Format("2006-01-02T15:04:05.000000Z")
+		line := fmt.Sprintf(`<%d>1 %s %s %s %d ID%d [meta seq="%d" zone="eu-west-1"] request handled path=/api/v1/items/%d status=200 bytes=%d dur_ms=%d user_agent="Mozilla/5.0 (X11; Linux x86_64)"`,
+			8+i%8+16*8, ts, hosts[i%4], apps[i%4], 1000+i%50, i%100, i, i%9973, 512+i%4096, i%250)
+		if pad := 258 - len(line); pad > 0 {
+			line += " " + strings.Repeat("x", pad-1)
+		}
+		b.WriteString(line)
+		b.WriteByte('\n')
+	}
+	return b.Bytes()
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func send(port int, payload []byte) error {
+	var c net.Conn
+	var err error
+	for range 200 {
+		if c, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			break
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for off := 0; off < len(payload); off += 256 << 10 {
+		end := min(off+256<<10, len(payload))
+		if _, err := c.Write(payload[off:end]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func runSluice(bin string, sc scenario, payload []byte, n int) (result, error) {
+	dir, err := os.MkdirTemp("", "sluice-bench")
+	if err != nil {
+		return result{}, err
+	}
+	defer os.RemoveAll(dir)
+	port, _ := freePort()
+	admin, _ := freePort()
+	comp, path := `compression = "none"`, "out.log"
+	if sc.level > 0 {
+		comp, path = fmt.Sprintf("compression = \"gzip\"\n  level = %d", sc.level), "out.log.gz"
+	}
+	cfg := fmt.Sprintf(`
+data_dir = "data"
+admin {
+  listen = "127.0.0.1:%d"
+}
+input "syslog" "bench" {
+  listen = ["tcp://127.0.0.1:%d"]
+}
+output "archive" "bench" {
+  path   = %q
+  format = "raw"
+  %s
+}
+route "all" {
+  to = [output.archive.bench]
+}
+`, admin, port, path, comp)
+	if err := os.WriteFile(filepath.Join(dir, "bench.hcl"), []byte(cfg), 0o644); err != nil {
+		return result{}, err
+	}
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, "run", "-config", "bench.hcl", "-log-level", "warn")
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, &logs, &logs
+	if err := cmd.Start(); err != nil {
+		return result{}, err
+	}
+	defer cmd.Process.Kill()
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", admin)
+	if err := waitReady(fmt.Sprintf("http://127.0.0.1:%d/readyz", admin)); err != nil {
+		return result{}, fmt.Errorf("%w\n%s", err, logs.String())
+	}
+	start := time.Now()
+	if err := send(port, payload); err != nil {
+		return result{}, err
+	}
+	want := float64(n)
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		if v := scrape(metricsURL, `sluice_output_sent_events_total{output="bench"}`); v >= want {
+			break
+		}
+		if time.Now().After(deadline) {
+			return result{}, fmt.Errorf("timed out\n%s", logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	res := usage(cmd, elapsed)
+	got, err := countLines(filepath.Join(dir, path))
+	if err != nil {
+		return result{}, err
+	}
+	if got != n {
+		return result{}, fmt.Errorf("archive holds %d lines; want %d\n%s", got, n, logs.String())
+	}
+	return res, nil
+}
+
+func runRsyslog(rsyslogd string, sc scenario, payload []byte, n int) (result, error) {
+	dir, err := os.MkdirTemp("", "rsyslog-bench")
+	if err != nil {
+		return result{}, err
+	}
+	defer os.RemoveAll(dir)
+	port, _ := freePort()
+	out := filepath.Join(dir, "out.log")
+	zip := ""
+	if sc.level > 0 {
+		out += ".gz"
+		zip = fmt.Sprintf(` zipLevel="%d"`, sc.level)
+	}
+	conf := fmt.Sprintf(`
+global(workDirectory=%q)
+main_queue(queue.timeoutShutdown="600000" queue.size="200000")
+module(load="imptcp")
+template(name="raw" type="string" string="%%rawmsg%%\n")
+ruleset(name="bench") {
+  action(type="omfile" file=%q template="raw" ioBufferSize="256k" asyncWriting="on"%s)
+}
+input(type="imptcp" address="127.0.0.1" port="%d" ruleset="bench")
+`, dir, out, zip, port)
+	cf := filepath.Join(dir, "rsyslog.conf")
+	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
+		return result{}, err
+	}
+	var logs bytes.Buffer
+	cmd := exec.Command(rsyslogd, "-n", "-f", cf, "-i", filepath.Join(dir, "rsyslog.pid"))
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		return result{}, err
+	}
+	defer cmd.Process.Kill()
+	time.Sleep(300 * time.Millisecond) // imptcp binds during startup; send() retries the dial too
+	start := time.Now()
+	if err := send(port, payload); err != nil {
+		return result{}, fmt.Errorf("%w\n%s", err, logs.String())
+	}
+	// Plain files can be watched; gzip ones only complete at exit.
+	var elapsed time.Duration
+	if sc.level == 0 {
+		deadline := time.Now().Add(10 * time.Minute)
+		for {
+			if st, err := os.Stat(out); err == nil && st.Size() >= int64(len(payload)) {
+				break
+			}
+			if time.Now().After(deadline) {
+				return result{}, fmt.Errorf("rsyslog timed out\n%s", logs.String())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		elapsed = time.Since(start)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	if sc.level > 0 {
+		elapsed = time.Since(start)
+	}
+	res := usage(cmd, elapsed)
+	got, err := countLines(out)
+	if err != nil {
+		return result{}, err
+	}
+	if got != n {
+		return result{}, fmt.Errorf("rsyslog wrote %d lines; want %d\n%s", got, n, logs.String())
+	}
+	return res, nil
+}
+
+func waitReady(url string) error {
+	for range 400 {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return fmt.Errorf("sluice not ready")
+}
+
+func scrape(url, prefix string) float64 {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if l := sc.Text(); strings.HasPrefix(l, prefix+" ") {
+			v, _ := strconv.ParseFloat(strings.TrimSpace(l[len(prefix):]), 64)
+			return v
+		}
+	}
+	return 0
+}
+
+// usage reads the whole-life CPU time and peak RSS of an exited process.
+func usage(cmd *exec.Cmd, elapsed time.Duration) result {
+	r := result{elapsed: elapsed}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		r.rssKiB = ru.Maxrss
+	}
+	return r
+}
+
+func countLines(path string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var r io.Reader = f
+	if strings.HasSuffix(path, ".gz") {
+		zr, err := gzip.NewReader(bufio.NewReaderSize(f, 1<<20))
+		if err != nil {
+			return 0, err
+		}
+		r = zr
+	}
+	buf := make([]byte, 1<<20)
+	count := 0
+	for {
+		k, err := r.Read(buf)
+		count += bytes.Count(buf[:k], []byte{'\n'})
+		if err == io.EOF {
+			return count, nil
+		}
+		if err != nil {
+			return count, err
+		}
+	}
+}

@@ -1,0 +1,170 @@
+// Command sluice is the Sluice log router daemon.
+//
+//	sluice run -config FILE        run the daemon
+//	sluice validate -config FILE   check a configuration; exit 0 if valid, 1 otherwise
+//	sluice version                 print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicelog/sluice/inputs"
+	syslogin "github.com/sluicelog/sluice/inputs/syslog"
+	"github.com/sluicelog/sluice/outputs"
+	"github.com/sluicelog/sluice/outputs/archive"
+	"github.com/sluicelog/sluice/router"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage: sluice <command> [flags]
+
+commands:
+  run       -config FILE   run the router
+  validate  -config FILE   check a configuration and print every error
+  version                  print the version
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stderr)
+	case "validate":
+		return cmdValidate(args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintf(stdout, "sluice %s\n", version)
+		return 0
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "sluice: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
+
+// registry lists every plugin type this binary knows.
+func registry(log *slog.Logger) router.Registry {
+	return router.Registry{
+		Inputs: map[string]inputs.Type{
+			"syslog": inputs.NewType(syslogin.DefaultConfig, syslogin.New),
+		},
+		Outputs: map[string]outputs.Type{
+			"archive": outputs.NewType(archive.DefaultConfig, archive.New),
+		},
+		Logger: log,
+	}
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file (HCL)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "sluice validate: -config is required")
+		return 2
+	}
+	cfg, diags := router.LoadFile(*path, registry(nil))
+	if len(diags) > 0 {
+		_ = router.WriteDiagnostics(stderr, cfg.Files, diags)
+	}
+	if diags.HasErrors() {
+		fmt.Fprintf(stderr, "%s: %d error(s)\n", *path, errorCount(diags))
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d inputs, %d outputs, %d routes)\n", *path, len(cfg.Inputs), len(cfg.Outputs), len(cfg.Routes))
+	return 0
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file (HCL)")
+	logFormat := fs.String("log-format", "text", `log format: "text" or "json"`)
+	logLevel := fs.String("log-level", "info", `log level: "debug", "info", "warn" or "error"`)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "sluice run: -config is required")
+		return 2
+	}
+	log, err := newLogger(stderr, *logFormat, *logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice run: %v\n", err)
+		return 2
+	}
+	cfg, diags := router.LoadFile(*path, registry(log))
+	if len(diags) > 0 {
+		_ = router.WriteDiagnostics(stderr, cfg.Files, diags)
+	}
+	if diags.HasErrors() {
+		fmt.Fprintf(stderr, "%s: %d error(s); not starting\n", *path, errorCount(diags))
+		return 1
+	}
+
+	reg := prometheus.NewRegistry()
+	router.RegisterRuntimeMetrics(reg)
+	r := router.New(cfg, router.Options{Logger: log, Registry: reg, Version: version})
+
+	// The first SIGINT/SIGTERM starts a graceful shutdown; a second exits at once.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		log.Info("signal received; shutting down (send again to exit at once)", "signal", s.String())
+		cancel()
+		s = <-sigs
+		log.Error("second signal; exiting without draining", "signal", s.String())
+		os.Exit(130)
+	}()
+
+	log.Info("starting", "version", version, "config", *path)
+	if err := r.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("sluice stopped with an error", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("invalid -log-level %q", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("invalid -log-format %q (want text or json)", format)
+	}
+}
+
+func errorCount(diags interface{ Errs() []error }) int { return len(diags.Errs()) }

@@ -1,0 +1,446 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sluicelog/sluice/inputs"
+	"github.com/sluicelog/sluice/internal/conf"
+	"github.com/sluicelog/sluice/outputs"
+	"github.com/sluicelog/sluice/router/event"
+)
+
+// feedInput is a test input: Run publishes its sink on ready and waits.
+type feedInput struct {
+	sinkCh chan inputs.Sink
+	ready  chan struct{}
+	fail   bool
+}
+
+type feedConfig struct {
+	Fail bool `hcl:"fail,optional"`
+}
+
+func (f *feedInput) Run(ctx context.Context, sink inputs.Sink) error {
+	if f.fail {
+		return errors.New("cannot bind")
+	}
+	f.sinkCh <- sink
+	close(f.ready)
+	<-ctx.Done()
+	return nil
+}
+
+func (f *feedInput) Ready() <-chan struct{} { return f.ready }
+
+// captureOutput records what it is given; it fails the first FailFirst
+// writes (retryably, or permanently) and can block until released.
+type captureOutput struct {
+	mu        sync.Mutex
+	got       []*event.Event
+	writes    int
+	failFirst int
+	permanent bool
+	closed    bool
+	gate      chan struct{}
+}
+
+type captureConfig struct {
+	FailFirst int    `hcl:"fail_first,optional"`
+	Permanent bool   `hcl:"permanent,optional"`
+	Gate      bool   `hcl:"gate,optional"`
+	Size      string `hcl:"size,optional"`
+}
+
+func (c *captureOutput) Write(ctx context.Context, evs []*event.Event) error {
+	if c.gate != nil {
+		select {
+		case <-c.gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writes++
+	if c.writes <= c.failFirst {
+		if c.permanent {
+			return fmt.Errorf("%w: rejected", outputs.ErrPermanent)
+		}
+		return errors.New("temporarily down")
+	}
+	c.got = append(c.got, evs...)
+	return nil
+}
+
+func (c *captureOutput) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *captureOutput) messages() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, e := range c.got {
+		out = append(out, e.Message)
+	}
+	return out
+}
+
+func testRegistry() Registry {
+	return Registry{
+		Inputs: map[string]inputs.Type{
+			"feed": inputs.NewType(func() *feedConfig { return &feedConfig{} }, func(c *feedConfig, _ inputs.Env) (inputs.Input, error) {
+				return &feedInput{sinkCh: make(chan inputs.Sink, 1), ready: make(chan struct{}), fail: c.Fail}, nil
+			}),
+		},
+		Outputs: map[string]outputs.Type{
+			"capture": outputs.NewType(func() *captureConfig { return &captureConfig{} }, func(c *captureConfig, _ outputs.Env) (outputs.Output, error) {
+				if c.Size != "" {
+					if _, err := conf.ParseSize(c.Size); err != nil {
+						return nil, errors.Join(conf.Field("size", err), conf.Field("fail_first", errors.New("second error")))
+					}
+				}
+				o := &captureOutput{failFirst: c.FailFirst, permanent: c.Permanent}
+				if c.Gate {
+					o.gate = make(chan struct{})
+				}
+				return o, nil
+			}),
+		},
+	}
+}
+
+func mustLoad(t *testing.T, src string) *Config {
+	t.Helper()
+	cfg, diags := Load("test.hcl", []byte(src), testRegistry())
+	if diags.HasErrors() {
+		var b strings.Builder
+		WriteDiagnostics(&b, cfg.Files, diags)
+		t.Fatalf("config did not load:\n%s", b.String())
+	}
+	return cfg
+}
+
+// start runs a router on cfg and returns its sink and a stop function that
+// shuts it down and returns Run's error.
+func start(t *testing.T, cfg *Config) (*Router, inputs.Sink, func() error) {
+	t.Helper()
+	cfg.DataDir = t.TempDir()
+	for _, o := range cfg.Outputs {
+		o.StateDir = cfg.DataDir + "/out-" + o.Name
+	}
+	for _, in := range cfg.Inputs {
+		in.StateDir = cfg.DataDir + "/in-" + in.Name
+	}
+	r := New(cfg, Options{Registry: prometheus.NewRegistry()})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var sink inputs.Sink
+	select {
+	case sink = <-cfg.Inputs[0].Input.(*feedInput).sinkCh:
+	case err := <-done:
+		cancel()
+		t.Fatalf("Run returned early: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("input never started")
+	}
+	var once sync.Once
+	var err error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(20 * time.Second):
+				err = errors.New("Run did not return")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { stop() })
+	return r, sink, stop
+}
+
+func capture(cfg *Config, name string) *captureOutput {
+	for _, o := range cfg.Outputs {
+		if o.Name == name {
+			return o.Output.(*captureOutput)
+		}
+	}
+	return nil
+}
+
+const twoOutputs = `
+shutdown_timeout = "5s"
+input "feed" "in" {}
+output "capture" "a" {
+  batch {
+    max_wait = "1ms"
+  }
+}
+output "capture" "b" {
+  batch {
+    max_wait = "1ms"
+  }
+}
+route "errors" {
+  when     = severity <= "err"
+  to       = [output.capture.a]
+  continue = true
+}
+route "drop_debug" {
+  when = severity == "debug"
+  drop = true
+}
+route "auth" {
+  when = facility == "auth"
+  to   = [output.capture.b, output.capture.a]
+}
+unmatched = [output.capture.b]
+`
+
+func ev(msg string, fac event.Facility, sev event.Severity) *event.Event {
+	return &event.Event{Message: msg, Facility: fac, Severity: sev, Raw: []byte(msg), Received: time.Now()}
+}
+
+func TestRouterRoutesAndDrains(t *testing.T) {
+	cfg := mustLoad(t, twoOutputs)
+	r, sink, stop := start(t, cfg)
+	batch := []*event.Event{
+		ev("crit-auth", 4, 2),  // errors(a) + continue → auth(b, a): a once, b once
+		ev("info-auth", 4, 6),  // auth → b, a
+		ev("debug-user", 1, 7), // drop_debug
+		ev("info-user", 1, 6),  // unmatched → b
+		ev("err-user", 1, 3),   // errors → a, then nothing else matches
+	}
+	if err := sink.Emit(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got, want := strings.Join(capture(cfg, "a").messages(), ","), "crit-auth,info-auth,err-user"; got != want {
+		t.Errorf("output a got %s; want %s", got, want)
+	}
+	if got, want := strings.Join(capture(cfg, "b").messages(), ","), "crit-auth,info-auth,info-user"; got != want {
+		t.Errorf("output b got %s; want %s", got, want)
+	}
+	m := cfg.metrics
+	checks := []struct {
+		name string
+		c    prometheus.Collector
+		want float64
+	}{
+		{"errors matches", m.routeMatches.WithLabelValues("errors"), 2},
+		{"drop_debug matches", m.routeMatches.WithLabelValues("drop_debug"), 1},
+		{"auth matches", m.routeMatches.WithLabelValues("auth"), 2},
+		{"unmatched", m.unmatched, 1},
+		{"route drops", m.routerDropped.WithLabelValues("route"), 1},
+		{"a sent", m.outSent.WithLabelValues("a"), 3},
+		{"b sent", m.outSent.WithLabelValues("b"), 3},
+	}
+	for _, c := range checks {
+		if got := testutil.ToFloat64(c.c); got != c.want {
+			t.Errorf("%s = %v; want %v", c.name, got, c.want)
+		}
+	}
+	if !capture(cfg, "a").closed || !capture(cfg, "b").closed {
+		t.Error("outputs not closed at shutdown")
+	}
+	if err := sink.Emit(context.Background(), batch); !errors.Is(err, inputs.ErrClosed) {
+		t.Errorf("Emit after shutdown = %v; want ErrClosed", err)
+	}
+	_ = r
+}
+
+func TestRouterRetriesThenDelivers(t *testing.T) {
+	cfg := mustLoad(t, `
+input "feed" "in" {}
+output "capture" "flaky" {
+  fail_first = 3
+  retry {
+    initial = "1ms"
+    max     = "5ms"
+  }
+}
+route "all" {
+  to = [output.capture.flaky]
+}`)
+	_, sink, stop := start(t, cfg)
+	sink.Emit(context.Background(), []*event.Event{ev("one", 1, 6), ev("two", 1, 6)})
+	stop()
+	if got := strings.Join(capture(cfg, "flaky").messages(), ","); got != "one,two" {
+		t.Fatalf("delivered %q; want one,two after retries", got)
+	}
+	if got := testutil.ToFloat64(cfg.metrics.outRetries.WithLabelValues("flaky")); got != 3 {
+		t.Errorf("retries = %v; want 3", got)
+	}
+	if got := testutil.ToFloat64(cfg.metrics.outErrors.WithLabelValues("flaky", "retryable")); got != 3 {
+		t.Errorf("retryable errors = %v; want 3", got)
+	}
+}
+
+func TestRouterPermanentFailureDropsAndCounts(t *testing.T) {
+	cfg := mustLoad(t, `
+input "feed" "in" {}
+output "capture" "strict" {
+  fail_first = 1
+  permanent  = true
+  batch {
+    max_events = 2
+  }
+}
+route "all" {
+  to = [output.capture.strict]
+}`)
+	_, sink, stop := start(t, cfg)
+	sink.Emit(context.Background(), []*event.Event{ev("a", 1, 6), ev("b", 1, 6), ev("c", 1, 6)})
+	stop()
+	if got := strings.Join(capture(cfg, "strict").messages(), ","); got != "c" {
+		t.Fatalf("delivered %q; want only c (first batch of 2 rejected permanently)", got)
+	}
+	if got := testutil.ToFloat64(cfg.metrics.outDropped.WithLabelValues("strict", "permanent")); got != 2 {
+		t.Errorf("dropped permanent = %v; want 2", got)
+	}
+}
+
+func TestRouterRetriesExhausted(t *testing.T) {
+	cfg := mustLoad(t, `
+input "feed" "in" {}
+output "capture" "x" {
+  fail_first = 100
+  retry {
+    initial      = "1ms"
+    max          = "1ms"
+    max_attempts = 3
+  }
+}
+route "all" {
+  to = [output.capture.x]
+}`)
+	_, sink, stop := start(t, cfg)
+	sink.Emit(context.Background(), []*event.Event{ev("a", 1, 6)})
+	stop()
+	if got := testutil.ToFloat64(cfg.metrics.outDropped.WithLabelValues("x", "retries_exhausted")); got != 1 {
+		t.Errorf("dropped retries_exhausted = %v; want 1", got)
+	}
+}
+
+// A dead output fills only its own queue: the healthy one keeps delivering.
+func TestRouterIsolatesStuckOutput(t *testing.T) {
+	cfg := mustLoad(t, `
+shutdown_timeout = "100ms"
+input "feed" "in" {}
+output "capture" "stuck" {
+  gate = true
+  queue {
+    max_events = 1000
+    when_full  = "drop_newest"
+  }
+}
+output "capture" "healthy" {
+  batch {
+    max_wait = "1ms"
+  }
+}
+route "all" {
+  to = [output.capture.stuck, output.capture.healthy]
+}`)
+	_, sink, stop := start(t, cfg)
+	for i := range 30 {
+		batch := make([]*event.Event, 100)
+		for j := range batch {
+			batch[j] = ev(fmt.Sprint(i*100+j), 1, 6)
+		}
+		if err := sink.Emit(context.Background(), batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(capture(cfg, "healthy").messages()) < 3000 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := len(capture(cfg, "healthy").messages()); n != 3000 {
+		t.Fatalf("healthy output got %d events; want 3000 while the other is stuck", n)
+	}
+	stop()
+	dropped := testutil.ToFloat64(cfg.metrics.outDropped.WithLabelValues("stuck", "queue_full"))
+	lost := testutil.ToFloat64(cfg.metrics.outDropped.WithLabelValues("stuck", "shutdown"))
+	if dropped != 2000 || lost != 1000 {
+		t.Errorf("stuck output: queue_full drops = %v, shutdown losses = %v; want 2000 and 1000", dropped, lost)
+	}
+}
+
+func TestRouterInputFailureStopsRun(t *testing.T) {
+	cfg := mustLoad(t, `
+input "feed" "bad" {
+  fail = true
+}
+output "capture" "a" {}
+route "all" {
+  to = [output.capture.a]
+}`)
+	cfg.DataDir = t.TempDir()
+	r := New(cfg, Options{})
+	err := r.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), `input "bad": cannot bind`) {
+		t.Fatalf("Run = %v; want the input's error", err)
+	}
+}
+
+func TestAdminEndpoints(t *testing.T) {
+	cfg := mustLoad(t, `
+admin {
+  listen = "127.0.0.1:0"
+}
+input "feed" "in" {}
+output "capture" "a" {}
+route "all" {
+  to = [output.capture.a]
+}`)
+	r, sink, stop := start(t, cfg)
+	select {
+	case <-r.Ready():
+	case <-time.After(5 * time.Second):
+		t.Fatal("router never ready")
+	}
+	sink.Emit(context.Background(), []*event.Event{ev("x", 1, 6)})
+	base := "http://" + r.AdminAddr().String()
+	get := func(path string) (int, string) {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Errorf("/healthz = %d", code)
+	}
+	if code, _ := get("/readyz"); code != 200 {
+		t.Errorf("/readyz = %d", code)
+	}
+	code, body := get("/metrics")
+	for _, want := range []string{`sluice_route_matches_total{route="all"} 1`, `sluice_output_queue_events{output="a"}`, `sluice_build_info`} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("/metrics (%d) lacks %q", code, want)
+		}
+	}
+	stop()
+}

@@ -1,0 +1,3 @@
+input "feed" "in" {
+  fail = 
+}

@@ -1,0 +1,113 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicelog/sluice/outputs"
+)
+
+// worker moves batches from one output's queue to the output: read a batch,
+// Write it, retry retryable failures with exponential backoff and full jitter,
+// drop and count permanent ones, then Ack. One goroutine per output.
+type worker struct {
+	spec    *OutputSpec
+	q       Queue
+	log     *slog.Logger
+	sent    prometheus.Counter
+	retryC  prometheus.Counter
+	errRet  prometheus.Counter
+	errPerm prometheus.Counter
+	dropped *prometheus.CounterVec
+	latency prometheus.Observer
+	batchSz prometheus.Observer
+}
+
+func newWorker(spec *OutputSpec, q Queue, m *Metrics, log *slog.Logger) *worker {
+	n := spec.Name
+	return &worker{
+		spec: spec, q: q, log: log,
+		sent:    m.outSent.WithLabelValues(n),
+		retryC:  m.outRetries.WithLabelValues(n),
+		errRet:  m.outErrors.WithLabelValues(n, "retryable"),
+		errPerm: m.outErrors.WithLabelValues(n, "permanent"),
+		dropped: m.outDropped.MustCurryWith(prometheus.Labels{"output": n}),
+		latency: m.latency.WithLabelValues(n),
+		batchSz: m.batchSize.WithLabelValues(n),
+	}
+}
+
+// run delivers until the queue is closed and drained (returns nil) or ctx
+// is cancelled (forced shutdown: returns ctx.Err(), the batch in flight and
+// anything still queued stay undelivered).
+func (w *worker) run(ctx context.Context) error {
+	for {
+		b, err := w.q.Read(ctx, w.spec.Batch)
+		if errors.Is(err, ErrQueueClosed) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		w.batchSz.Observe(float64(len(b.Events)))
+		if err := w.deliver(ctx, b); err != nil {
+			return err
+		}
+		if err := w.q.Ack(b); err != nil {
+			return err
+		}
+	}
+}
+
+// deliver writes b until it succeeds, fails permanently, exhausts
+// max_attempts (both counted as dropped; nil is returned so the batch is
+// acknowledged) or ctx ends (ctx.Err()).
+func (w *worker) deliver(ctx context.Context, b Batch) error {
+	backoff := w.spec.Retry.Initial
+	for attempt := 1; ; attempt++ {
+		err := w.spec.Output.Write(ctx, b.Events)
+		if err == nil {
+			w.sent.Add(float64(len(b.Events)))
+			oldest := b.Events[0].Received
+			for _, ev := range b.Events[1:] {
+				if ev.Received.Before(oldest) {
+					oldest = ev.Received
+				}
+			}
+			w.latency.Observe(time.Since(oldest).Seconds())
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, outputs.ErrPermanent) {
+			w.errPerm.Inc()
+			w.dropped.WithLabelValues("permanent").Add(float64(len(b.Events)))
+			w.log.Error("output rejected a batch permanently; events dropped", "events", len(b.Events), "err", err)
+			return nil
+		}
+		w.errRet.Inc()
+		if max := w.spec.Retry.MaxAttempts; max > 0 && attempt >= max {
+			w.dropped.WithLabelValues("retries_exhausted").Add(float64(len(b.Events)))
+			w.log.Error("output failed; retries exhausted, events dropped", "attempts", attempt, "events", len(b.Events), "err", err)
+			return nil
+		}
+		// Equal jitter: sleep a random duration in [backoff/2, backoff].
+		sleep := backoff/2 + time.Duration(rand.Int64N(int64(backoff/2)+1))
+		w.log.Warn("output write failed; retrying", "attempt", attempt, "in", sleep.Round(time.Millisecond), "err", err)
+		t := time.NewTimer(sleep)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+		w.retryC.Inc()
+		backoff = min(backoff*2, w.spec.Retry.Max)
+	}
+}
