@@ -102,3 +102,10 @@ func (t Type) NewConfig() any { return t.newConfig() }
 
 // Build validates cfg (as returned by NewConfig, then decoded) and constructs the input.
 func (t Type) Build(cfg any, env Env) (Input, error) { return t.build(cfg, env) }
+
+// Readier is implemented by inputs that can tell when they are accepting
+// data (listeners bound). The router reports /readyz only after every
+// Readier's channel is closed. The channel is closed at most once, by Run.
+type Readier interface {
+	Ready() <-chan struct{}
+}
