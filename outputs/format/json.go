@@ -1,0 +1,219 @@
+package format
+
+import (
+	"encoding/base64"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sluicelog/sluice/router/event"
+)
+
+const hexDigits = "0123456789abcdef"
+
+// jsonSafe[c] is true for ASCII bytes that go into a JSON string unescaped.
+var jsonSafe = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+func appendJSON(dst []byte, ev *event.Event) []byte {
+	dst = append(dst, `{"time":`...)
+	dst = appendJSONTime(dst, ev.Time)
+	dst = append(dst, `,"received":`...)
+	dst = appendJSONTime(dst, ev.Received)
+	dst = appendJSONField(dst, `,"input`, ev.Input)
+	dst = appendJSONField(dst, `,"stream`, ev.Stream)
+	dst = appendJSONField(dst, `,"origin`, ev.Origin)
+	dst = append(dst, `,"facility":`...)
+	if ev.Facility >= 0 && ev.Facility <= 23 {
+		dst = append(dst, '"')
+		dst = append(dst, ev.Facility.String()...)
+		dst = append(dst, '"')
+	} else {
+		dst = append(dst, "null"...)
+	}
+	dst = append(dst, `,"severity":`...)
+	if ev.Severity >= 0 && ev.Severity <= 7 {
+		dst = append(dst, '"')
+		dst = append(dst, ev.Severity.String()...)
+		dst = append(dst, '"')
+	} else {
+		dst = append(dst, "null"...)
+	}
+	dst = appendJSONField(dst, `,"host`, ev.Host)
+	dst = appendJSONField(dst, `,"app`, ev.App)
+	dst = appendJSONField(dst, `,"procid`, ev.ProcID)
+	dst = appendJSONField(dst, `,"msgid`, ev.MsgID)
+	dst = appendJSONField(dst, `,"message`, ev.Message)
+	if ev.SD != nil {
+		dst = appendJSONSD(dst, ev.SD)
+	}
+	dst = appendJSONBytesField(dst, `,"raw`, ev.Raw)
+	return append(dst, '}')
+}
+
+// appendJSONTime appends t as a quoted RFC 3339 UTC time with nanoseconds, or
+// null if it cannot be written in that form.
+func appendJSONTime(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	if y := t.Year(); y < 0 || y > 9999 {
+		return append(dst, "null"...)
+	}
+	dst = append(dst, '"')
+	dst = t.AppendFormat(dst, time.RFC3339Nano)
+	return append(dst, '"')
+}
+
+// appendJSONField appends `key":"value"` where key starts with `,"`, or
+// `key_base64":"…"` when value is not valid UTF-8.
+func appendJSONField(dst []byte, key, value string) []byte {
+	start := len(dst)
+	dst = append(dst, key...)
+	dst = append(dst, `":`...)
+	if out, ok := appendJSONString(dst, value); ok {
+		return out
+	}
+	dst = append(dst[:start], key...)
+	dst = append(dst, `_base64":"`...)
+	dst = appendBase64String(dst, value)
+	return append(dst, '"')
+}
+
+// appendJSONBytesField is appendJSONField for a []byte value.
+func appendJSONBytesField(dst []byte, key string, value []byte) []byte {
+	start := len(dst)
+	dst = append(dst, key...)
+	dst = append(dst, `":`...)
+	if out, ok := appendJSONString(dst, value); ok {
+		return out
+	}
+	dst = append(dst[:start], key...)
+	dst = append(dst, `_base64":"`...)
+	dst = base64.StdEncoding.AppendEncode(dst, value)
+	return append(dst, '"')
+}
+
+// appendJSONString appends s as a quoted JSON string. If s is not valid
+// UTF-8 it returns dst unchanged (same length) and false.
+func appendJSONString[S string | []byte](dst []byte, s S) ([]byte, bool) {
+	start := len(dst)
+	dst = append(dst, '"')
+	last := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if jsonSafe[c] {
+				i++
+				continue
+			}
+			dst = append(dst, s[last:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			last = i
+			continue
+		}
+		r, size := decodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			return dst[:start], false
+		}
+		if r == '\u2028' || r == '\u2029' {
+			// Valid JSON, but not valid JavaScript: escape like encoding/json.
+			dst = append(dst, s[last:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			last = i + size
+		}
+		i += size
+	}
+	dst = append(dst, s[last:]...)
+	return append(dst, '"'), true
+}
+
+func decodeRune[S string | []byte](s S) (rune, int) {
+	switch v := any(s).(type) {
+	case string:
+		return utf8.DecodeRuneInString(v)
+	case []byte:
+		return utf8.DecodeRune(v)
+	}
+	panic("unreachable")
+}
+
+// appendBase64String appends the standard base64 encoding of s without
+// converting s to a []byte (which would allocate).
+func appendBase64String(dst []byte, s string) []byte {
+	var chunk [48]byte // a multiple of 3: chunks concatenate without padding
+	for len(s) > len(chunk) {
+		n := copy(chunk[:], s)
+		dst = base64.StdEncoding.AppendEncode(dst, chunk[:n])
+		s = s[n:]
+	}
+	n := copy(chunk[:], s)
+	return base64.StdEncoding.AppendEncode(dst, chunk[:n])
+}
+
+// sdValid reports whether every ID, name and value in sd is valid UTF-8.
+func sdValid(sd map[string]map[string]string) bool {
+	for id, params := range sd {
+		if !utf8.ValidString(id) {
+			return false
+		}
+		for name, value := range params {
+			if !utf8.ValidString(name) || !utf8.ValidString(value) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// appendJSONSD appends `,"sd":{…}`, or `,"sd_base64":{…}` with every string
+// base64-encoded when any of them is not valid UTF-8. Keys are sorted.
+func appendJSONSD(dst []byte, sd map[string]map[string]string) []byte {
+	b64 := !sdValid(sd)
+	if b64 {
+		dst = append(dst, `,"sd_base64":{`...)
+	} else {
+		dst = append(dst, `,"sd":{`...)
+	}
+	str := func(dst []byte, s string) []byte {
+		if b64 {
+			dst = append(dst, '"')
+			dst = appendBase64String(dst, s)
+			return append(dst, '"')
+		}
+		dst, _ = appendJSONString(dst, s)
+		return dst
+	}
+	var idBuf, nameBuf [sortBufLen]string
+	for i, id := range sortedKeys(sd, idBuf[:0]) {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = str(dst, id)
+		dst = append(dst, ':', '{')
+		params := sd[id]
+		for j, name := range sortedKeys(params, nameBuf[:0]) {
+			if j > 0 {
+				dst = append(dst, ',')
+			}
+			dst = str(dst, name)
+			dst = append(dst, ':')
+			dst = str(dst, params[name])
+		}
+		dst = append(dst, '}')
+	}
+	return append(dst, '}')
+}
