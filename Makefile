@@ -41,8 +41,10 @@ fmt-check:
 unit:
 	$(GO) test -race -count=1 ./...
 
-integration: build
-	SLUICE_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 -tags integration ./integration/...
+# Integration tests drive a race-detector build of the binary.
+integration:
+	$(GO) build -race -o bin/sluice-race ./cmd/sluice
+	SLUICE_BIN=$(CURDIR)/bin/sluice-race $(GO) test -race -count=1 -tags integration ./integration/...
 
 test: deps fmt-check vet unit integration
 

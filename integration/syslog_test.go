@@ -132,7 +132,7 @@ func TestLoggerRFC3164TCPAndUDP(t *testing.T) {
 			host, _ := os.Hostname()
 			for i, l := range lines {
 				masked := rfc3164Stamp.ReplaceAllString(l, "${1}STAMP ")
-				want := fmt.Sprintf("<34>STAMP %s bsdapp: bsd message %04d with some payload [x=%d]", strings.Split(host, ".")[0], i, i*7)
+				want := fmt.Sprintf("<35>STAMP %s bsdapp: bsd message %04d with some payload [x=%d]", strings.Split(host, ".")[0], i, i*7)
 				if masked != want {
 					t.Fatalf("line %d = %q; want %q", i, masked, want)
 				}
@@ -268,13 +268,13 @@ route "all" {
 	}()
 	d.waitMetric(`sluice_input_connections{input="in"}`, 1000)
 
-	send([]byte("\x00\xff\xfe garbage \x01\x02 not syslog at all\n"))                    // kept, parse failure
-	send([]byte("<13>1 - h app - - - ok-after-garbage\n"))                                // good
-	send([]byte("2000 <13>1 - h app - - - " + strings.Repeat("x", 1975) + "3 <1>x\n"))    // oversize octet frame, skipped
+	send([]byte("\x00\xff\xfe garbage \x01\x02 not syslog at all\n"))                                            // kept, parse failure
+	send([]byte("<13>1 - h app - - - ok-after-garbage\n"))                                                       // good
+	send([]byte("2000 <13>1 - h app - - - " + strings.Repeat("x", 1975) + "3 <1>x\n"))                           // oversize octet frame, skipped
 	send([]byte("<13>1 - h app - - - " + strings.Repeat("y", 3000) + "\n<13>1 - h app - - - after-long-line\n")) // oversize LF frame
-	send([]byte("1000000000000 <13>1 - h app - - - huge-length"))                        // MSGLEN 10^12
-	send([]byte("30 <13>1 - h app - - - unterminat"))                                     // truncated octet frame at close
-	send([]byte("<13>1 - h app - - - non-utf8 \xc3\x28 \xff end\n"))                       // non-UTF-8 kept raw
+	send([]byte("1000000000000 <13>1 - h app - - - huge-length"))                                                // MSGLEN 10^12
+	send([]byte("40 <13>1 - h app - - - unterminat"))                                                            // truncated octet frame at close (30 of 40 bytes)
+	send([]byte("<13>1 - h app - - - non-utf8 \xc3\x28 \xff end\n"))                                             // non-UTF-8 kept raw
 	u, _ := net.Dial("udp", addr)
 	u.Write([]byte("<13>1 - h app - - - via-udp"))
 	u.Close()

@@ -30,6 +30,7 @@ func WriteDiagnostics(w io.Writer, files map[string][]byte, diags hcl.Diagnostic
 		if d.Detail != "" {
 			msg += ": " + d.Detail
 		}
+		msg = strings.ReplaceAll(msg, "\n", "; ") // one line per diagnostic
 		if d.Subject == nil {
 			fmt.Fprintf(bw, "%s: %s\n", sev, msg)
 			continue
