@@ -112,8 +112,8 @@ type RetryConfig struct {
 const (
 	defaultDataDir         = "data"
 	defaultShutdownTimeout = 15 * time.Second
-	defaultQueueEvents     = 100_000
-	defaultQueueBytes      = 64 << 20
+	defaultQueueEvents     = 50_000
+	defaultQueueBytes      = 16 << 20
 	defaultBatchEvents     = 4096
 	defaultBatchBytes      = 1 << 20
 	defaultBatchWait       = 200 * time.Millisecond

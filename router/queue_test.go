@@ -52,8 +52,8 @@ func TestMemQueueFIFOAndAck(t *testing.T) {
 func TestMemQueueBatchBytesLimit(t *testing.T) {
 	q := newMemQueue(QueueConfig{MaxEvents: 100, MaxBytes: 1 << 20, WhenFull: "block"})
 	q.Append(context.Background(), evs(10, 1000))
-	// Each event counts 1000+128 bytes; 3000 bytes fit two.
-	b, err := q.Read(context.Background(), BatchConfig{MaxEvents: 100, MaxBytes: 3000, MaxWait: time.Millisecond})
+	// Each event counts 1000+eventOverhead bytes; 2.5 of them fit two.
+	b, err := q.Read(context.Background(), BatchConfig{MaxEvents: 100, MaxBytes: 5 * (1000 + eventOverhead) / 2, MaxWait: time.Millisecond})
 	if err != nil || len(b.Events) != 2 {
 		t.Fatalf("Read = %d events, %v; want 2", len(b.Events), err)
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -325,6 +326,9 @@ func (r *Router) register() error {
 func (r *Router) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
@@ -347,7 +351,7 @@ type queueCollector struct{ r *Router }
 
 var (
 	queueEventsDesc = prometheus.NewDesc("sluice_output_queue_events", "Events held in an output's queue, including the batch in flight.", []string{"output"}, nil)
-	queueBytesDesc  = prometheus.NewDesc("sluice_output_queue_bytes", "Raw bytes (plus 128 per event) held in an output's queue.", []string{"output"}, nil)
+	queueBytesDesc  = prometheus.NewDesc("sluice_output_queue_bytes", "Estimated memory of the events held in an output's queue: raw bytes plus 256 per event and 320 per structured-data element.", []string{"output"}, nil)
 )
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {

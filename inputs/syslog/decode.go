@@ -19,7 +19,9 @@ import (
 // not safe for concurrent use: one decoder per goroutine.
 type decoder struct {
 	m      gosyslog.Machine // nil for format "raw"
-	loc    *time.Location   // zone of RFC 3164 stamps
+	fast   bool             // try fast5424 before m (formats auto and rfc5424)
+	zones  map[int]*time.Location
+	loc    *time.Location // zone of RFC 3164 stamps
 	input  string
 	stream string
 }
@@ -32,7 +34,8 @@ type decoder struct {
 // fixStamp rebuilds the time in loc anyway once it has inferred the year,
 // which gives the same instant.
 func newDecoder(format string, loc *time.Location, input, stream string) *decoder {
-	d := &decoder{loc: loc, input: input, stream: stream}
+	d := &decoder{loc: loc, input: input, stream: stream, zones: map[int]*time.Location{},
+		fast: format == "auto" || format == "rfc5424"}
 	opts3164 := []gosyslog.MachineOption{
 		rfc3164.WithRFC3339(),
 		rfc3164.WithLenientDay(),
@@ -65,6 +68,9 @@ func (d *decoder) decode(ev *event.Event, frame []byte, recv time.Time) (failed 
 	ev.Facility, ev.Severity = -1, -1
 	if d.m == nil {
 		ev.Message = bytesString(frame)
+		return false
+	}
+	if d.fast && fast5424(ev, frame, d.zones) {
 		return false
 	}
 	msg, err := d.m.Parse(frame)
