@@ -16,7 +16,7 @@ var (
 		Input: "edge", Stream: "syslog", Origin: "10.1.2.3:5514",
 		Facility: 4, Severity: 3, Host: "web-1", App: "sshd", ProcID: "123", MsgID: "ID47",
 		Message: "Failed password for root from 192.0.2.7",
-		SD:      map[string]map[string]string{"origin": {"ip": "10.1.2.3", "software": "rsyslogd"}, "meta@32473": {"sequenceId": "7"}},
+		SD:      event.SDFromMap(map[string]map[string]string{"origin": {"ip": "10.1.2.3", "software": "rsyslogd"}, "meta@32473": {"sequenceId": "7"}}),
 	}
 	evFile = &event.Event{
 		Input: "nginx", Stream: "nginx_access", Origin: "/var/log/nginx/access.log",
@@ -91,7 +91,7 @@ func TestFields(t *testing.T) {
 		{`sd.origin.software == "rsyslogd"`, evAuth, true},
 		{`sd["origin"]["nope"] == ""`, evAuth, true},
 		{`sd["nope"]["ip"] == ""`, evAuth, true},
-		{`sd["origin"]["ip"] == ""`, evFile, true}, // nil SD map
+		{`sd["origin"]["ip"] == ""`, evFile, true}, // nil SD
 		{`host == ""`, evZero, true},
 		{`sd["origin"][("ip")] == "10.1.2.3"`, evAuth, true}, // constant key in parentheses
 	})

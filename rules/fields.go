@@ -195,7 +195,10 @@ func numFieldCmp(f fieldID, op cmpOp, c int64) func(*event.Event) bool {
 
 // sdGetter returns the getter for sd[id][param]; "" when absent.
 func sdGetter(id, param string) func(*event.Event) string {
-	return func(e *event.Event) string { return e.SD[id][param] }
+	return func(e *event.Event) string {
+		v, _ := e.SD.Get(id, param)
+		return v
+	}
 }
 
 // suggest returns the candidate closest to given (edit distance < 3), or "".

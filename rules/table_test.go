@@ -210,7 +210,7 @@ var benchEvents = []*event.Event{
 	{Input: "edge", Stream: "syslog", Origin: "10.30.1.9:40112", Facility: 16, Severity: 6, Host: "db-2", App: "postgres", ProcID: "77", MsgID: "-", Message: "checkpoint complete"},
 	{Input: "edge", Stream: "syslog", Origin: "10.20.9.9:514", Facility: 3, Severity: 6, Host: "noisy-box", App: "systemd", Message: "Started session 42"},
 	{Input: "apps", Stream: "syslog", Origin: "[2001:db8::5]:601", Facility: 1, Severity: 4, Host: "api-1", App: "billing", MsgID: "INV", Message: "slow invoice",
-		SD: map[string]map[string]string{"meta": {"env": "prod"}}},
+		SD: event.SDFromMap(map[string]map[string]string{"meta": {"env": "prod"}})},
 	{Input: "edge", Stream: "syslog", Origin: "192.0.2.1:514", Facility: 18, Severity: 2, Host: "fw-1", App: "kernel", Message: "link down"},
 	{Input: "edge", Stream: "syslog", Origin: "10.20.0.1:514", Facility: 1, Severity: 4, Host: "web-9", App: "cron", Message: "job failed"},
 	{Input: "edge", Stream: "syslog", Origin: "192.0.2.9:514", Facility: 2, Severity: 6, Host: "mail-1", App: "postfix", MsgID: "-", Message: "queue run"},

@@ -231,9 +231,10 @@ route "all" {
 		time.Sleep(5 * time.Millisecond)
 	}
 	elapsed := time.Since(start)
+	hwm := peakRSS(cmd.Process.Pid)
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()
-	res := usage(cmd, elapsed)
+	res := usage(cmd, elapsed, hwm)
 	got, err := countLines(filepath.Join(dir, path))
 	if err != nil {
 		return result{}, err
@@ -301,9 +302,10 @@ input(type="imptcp" address="127.0.0.1" port="%d" ruleset="bench")
 		time.Sleep(2 * time.Millisecond)
 	}
 	elapsed := time.Since(start)
+	hwm := peakRSS(cmd.Process.Pid)
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()
-	res := usage(cmd, elapsed)
+	res := usage(cmd, elapsed, hwm)
 	got, err := countLines(out)
 	if err != nil {
 		return result{}, err
@@ -343,14 +345,30 @@ func scrape(url, prefix string) float64 {
 	return 0
 }
 
-// usage reads the whole-life CPU time and peak RSS of an exited process.
-func usage(cmd *exec.Cmd, elapsed time.Duration) result {
-	r := result{elapsed: elapsed}
+// usage reads the whole-life CPU time of an exited process. Peak RSS comes
+// from /proc (VmHWM, read before the stop): rusage's Maxrss of a child
+// started with vfork counts the parent's memory too.
+func usage(cmd *exec.Cmd, elapsed time.Duration, hwmKiB int64) result {
+	r := result{elapsed: elapsed, rssKiB: hwmKiB}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		r.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-		r.rssKiB = ru.Maxrss
 	}
 	return r
+}
+
+// peakRSS returns VmHWM of a running pid in KiB (0 if unreadable).
+func peakRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmHWM:" {
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			return v
+		}
+	}
+	return 0
 }
 
 func countLines(path string) (int, error) {

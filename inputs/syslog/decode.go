@@ -19,9 +19,8 @@ import (
 // not safe for concurrent use: one decoder per goroutine.
 type decoder struct {
 	m      gosyslog.Machine // nil for format "raw"
-	fast   bool             // try fast5424 before m (formats auto and rfc5424)
-	zones  map[int]*time.Location
-	loc    *time.Location // zone of RFC 3164 stamps
+	fast   *fastState       // non-nil: try fast5424 before m (formats auto and rfc5424)
+	loc    *time.Location   // zone of RFC 3164 stamps
 	input  string
 	stream string
 }
@@ -34,8 +33,10 @@ type decoder struct {
 // fixStamp rebuilds the time in loc anyway once it has inferred the year,
 // which gives the same instant.
 func newDecoder(format string, loc *time.Location, input, stream string) *decoder {
-	d := &decoder{loc: loc, input: input, stream: stream, zones: map[int]*time.Location{},
-		fast: format == "auto" || format == "rfc5424"}
+	d := &decoder{loc: loc, input: input, stream: stream}
+	if format == "auto" || format == "rfc5424" {
+		d.fast = newFastState()
+	}
 	opts3164 := []gosyslog.MachineOption{
 		rfc3164.WithRFC3339(),
 		rfc3164.WithLenientDay(),
@@ -70,7 +71,7 @@ func (d *decoder) decode(ev *event.Event, frame []byte, recv time.Time) (failed 
 		ev.Message = bytesString(frame)
 		return false
 	}
-	if d.fast && fast5424(ev, frame, d.zones) {
+	if d.fast != nil && fast5424(ev, frame, d.fast) {
 		return false
 	}
 	msg, err := d.m.Parse(frame)
@@ -81,7 +82,7 @@ func (d *decoder) decode(ev *event.Event, frame []byte, recv time.Time) (failed 
 		// A partial (best-effort) parse may stop inside the SD: keep it
 		// only when the whole message parsed.
 		if err == nil && v.StructuredData != nil && len(*v.StructuredData) > 0 {
-			ev.SD = *v.StructuredData
+			ev.SD = event.SDFromMap(*v.StructuredData)
 		}
 	case *rfc3164.SyslogMessage:
 		base = &v.Base

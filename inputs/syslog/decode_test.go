@@ -40,9 +40,9 @@ func TestDecode5424WithSD(t *testing.T) {
 		Facility: 20, Severity: 5,
 		Host: "mymachine.example.com", App: "evntslog", ProcID: "42", MsgID: "ID47",
 		Message: "An application event",
-		SD: map[string]map[string]string{
-			"exampleSDID@32473": {"iut": "3", "eventSource": "Application"},
-			"other@1":           {"a": "b"},
+		SD: event.StructuredData{ // in the order received
+			{ID: "exampleSDID@32473", Params: []event.SDParam{{Name: "iut", Value: "3"}, {Name: "eventSource", Value: "Application"}}},
+			{ID: "other@1", Params: []event.SDParam{{Name: "a", Value: "b"}}},
 		},
 		Raw: []byte(frame),
 	}

@@ -22,10 +22,9 @@ import (
 // holds it to that: whenever fast5424 accepts a frame, go-syslog accepts it
 // too with identical fields.
 //
-// frame must be the event's own Raw (strings point into it). zones caches
-// the *time.Location of each numeric UTC offset seen; it belongs to the
-// calling decoder (one per goroutine).
-func fast5424(ev *event.Event, frame []byte, zones map[int]*time.Location) bool {
+// frame must be the event's own Raw (strings point into it). st belongs to
+// the calling decoder (one per goroutine).
+func fast5424(ev *event.Event, frame []byte, st *fastState) bool {
 	p := frame
 	// PRI: "<" 1-3 digits ">" with no leading zero, at most 191.
 	if len(p) < 5 || p[0] != '<' {
@@ -54,7 +53,7 @@ func fast5424(ev *event.Event, frame []byte, zones map[int]*time.Location) bool 
 			return false
 		}
 		var ok bool
-		if ts, ok = parseStamp5424(p[:sp], zones); !ok {
+		if ts, ok = parseStamp5424(p[:sp], st.zones); !ok {
 			return false
 		}
 		p = p[sp+1:]
@@ -74,16 +73,16 @@ func fast5424(ev *event.Event, frame []byte, zones map[int]*time.Location) bool 
 		return false
 	}
 	// STRUCTURED-DATA.
-	var sd map[string]map[string]string
 	if len(p) == 0 {
 		return false
 	}
-	if p[0] == '-' {
-		p = p[1:]
-	} else {
-		if sd, p, ok = parseSD(p); !ok {
+	hasSD := p[0] != '-'
+	if hasSD {
+		if p, ok = st.parseSD(p); !ok {
 			return false
 		}
+	} else {
+		p = p[1:]
 	}
 	// [SP MSG]
 	var msg string
@@ -102,7 +101,10 @@ func fast5424(ev *event.Event, frame []byte, zones map[int]*time.Location) bool 
 		ev.Time = ts
 	}
 	ev.Host, ev.App, ev.ProcID, ev.MsgID = host, app, procid, msgid
-	ev.SD = sd
+	ev.SD = nil
+	if hasSD {
+		ev.SD = st.takeSD()
+	}
 	ev.Message = msg
 	return true
 }
@@ -126,54 +128,102 @@ func headerField(p []byte, max int) (string, []byte, bool) {
 	return bytesString(p[:i]), p[i+1:], true
 }
 
-// parseSD reads one or more SD-ELEMENTs. Values without escapes alias p;
-// values with escapes ("\"", "\\", "\]") are unescaped into new strings.
-func parseSD(p []byte) (map[string]map[string]string, []byte, bool) {
+// fastState is the per-decoder memory of fast5424: the offset → zone cache,
+// scratch space for the SD being parsed, and the slabs finished SD is
+// carved from. Slab slots are never written again once handed to an event.
+type fastState struct {
+	zones map[int]*time.Location
+
+	ids    []string // scratch: SD-IDs of the message being parsed
+	ranges [][2]int // scratch: each element's params as params[a:b]
+	params []event.SDParam
+
+	elSlab []event.SDElement
+	pSlab  []event.SDParam
+}
+
+const sdSlabLen = 256
+
+func newFastState() *fastState {
+	return &fastState{zones: map[int]*time.Location{}}
+}
+
+// parseSD reads one or more SD-ELEMENTs into the scratch space. Values
+// without escapes alias p; values with escapes ("\"", "\\", "\]") are
+// unescaped into new strings. Duplicate SD-IDs or parameter names are left
+// to the fallback parser (whose map form cannot hold them).
+func (st *fastState) parseSD(p []byte) ([]byte, bool) {
+	st.ids, st.ranges, st.params = st.ids[:0], st.ranges[:0], st.params[:0]
 	if len(p) == 0 || p[0] != '[' {
-		return nil, nil, false // neither NILVALUE nor an SD-ELEMENT
+		return nil, false // neither NILVALUE nor an SD-ELEMENT
 	}
-	sd := make(map[string]map[string]string, 1)
 	for len(p) > 0 && p[0] == '[' {
 		p = p[1:]
 		id, rest, ok := sdName(p)
 		if !ok {
-			return nil, nil, false
+			return nil, false
 		}
-		if _, dup := sd[id]; dup {
-			return nil, nil, false
+		for _, prev := range st.ids {
+			if prev == id {
+				return nil, false
+			}
 		}
 		p = rest
-		params := map[string]string{}
+		first := len(st.params)
 		for {
 			if len(p) == 0 {
-				return nil, nil, false
+				return nil, false
 			}
 			if p[0] == ']' {
 				p = p[1:]
 				break
 			}
 			if p[0] != ' ' {
-				return nil, nil, false
+				return nil, false
 			}
 			p = p[1:]
 			name, rest, ok := sdName(p)
 			if !ok || len(rest) < 2 || rest[0] != '=' || rest[1] != '"' {
-				return nil, nil, false
+				return nil, false
 			}
-			if _, dup := params[name]; dup {
-				return nil, nil, false
+			for _, prev := range st.params[first:] {
+				if prev.Name == name {
+					return nil, false
+				}
 			}
 			p = rest[2:]
 			val, rest, ok := sdValue(p)
 			if !ok {
-				return nil, nil, false
+				return nil, false
 			}
-			params[name] = val
+			st.params = append(st.params, event.SDParam{Name: name, Value: val})
 			p = rest
 		}
-		sd[id] = params
+		st.ids = append(st.ids, id)
+		st.ranges = append(st.ranges, [2]int{first, len(st.params)})
 	}
-	return sd, p, true
+	return p, true
+}
+
+// takeSD copies the parsed SD out of the scratch space into slab memory.
+func (st *fastState) takeSD() event.StructuredData {
+	n, m := len(st.ids), len(st.params)
+	if len(st.elSlab)+n > cap(st.elSlab) {
+		st.elSlab = make([]event.SDElement, 0, max(sdSlabLen, n))
+	}
+	if len(st.pSlab)+m > cap(st.pSlab) {
+		st.pSlab = make([]event.SDParam, 0, max(sdSlabLen, m))
+	}
+	e0, p0 := len(st.elSlab), len(st.pSlab)
+	st.elSlab = st.elSlab[:e0+n]
+	st.pSlab = append(st.pSlab, st.params...)
+	els := st.elSlab[e0 : e0+n : e0+n]
+	ps := st.pSlab[p0 : p0+m : p0+m]
+	for i, id := range st.ids {
+		r := st.ranges[i]
+		els[i] = event.SDElement{ID: id, Params: ps[r[0]:r[1]:r[1]]}
+	}
+	return event.StructuredData(els)
 }
 
 // sdName reads 1..32 PRINTUSASCII characters other than '=', ' ', ']' and '"'.

@@ -1,6 +1,7 @@
 package syslog
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -47,7 +48,7 @@ func goSyslogStrict(frame []byte) (*rfc5424.SyslogMessage, bool) {
 func checkAgainstGoSyslog(t *testing.T, frame []byte) bool {
 	t.Helper()
 	var ev event.Event
-	if !fast5424(&ev, frame, map[int]*time.Location{}) {
+	if !fast5424(&ev, frame, newFastState()) {
 		return false
 	}
 	ref, ok := goSyslogStrict(frame)
@@ -88,9 +89,16 @@ func checkAgainstGoSyslog(t *testing.T, frame []byte) bool {
 	if ref.StructuredData != nil && len(*ref.StructuredData) > 0 {
 		want = *ref.StructuredData
 	}
-	if len(ev.SD) != 0 || len(want) != 0 {
-		if !reflect.DeepEqual(ev.SD, want) {
-			t.Fatalf("%q: sd %v, go-syslog %v", frame, ev.SD, want)
+	got := map[string]map[string]string{}
+	for _, el := range ev.SD {
+		got[el.ID] = map[string]string{}
+		for _, p := range el.Params {
+			got[el.ID][p.Name] = p.Value
+		}
+	}
+	if len(got) != 0 || len(want) != 0 {
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: sd %v, go-syslog %v", frame, got, want)
 		}
 	}
 	return true
@@ -106,7 +114,7 @@ func TestFast5424MatchesGoSyslog(t *testing.T) {
 	// The first five seeds are well-formed and must take the fast path.
 	for _, s := range fast5424Seeds[:5] {
 		var ev event.Event
-		if !fast5424(&ev, []byte(s), map[int]*time.Location{}) {
+		if !fast5424(&ev, []byte(s), newFastState()) {
 			t.Errorf("fast path rejected well-formed %q", s)
 		}
 	}
@@ -118,13 +126,14 @@ func TestFast5424MatchesGoSyslog(t *testing.T) {
 func TestFast5424Fields(t *testing.T) {
 	var ev event.Event
 	frame := []byte(`<165>1 2003-10-11T22:14:15.003-07:00 mymachine evntslog 42 ID47 [ex@1 iut="3" v="a\]b"] hello`)
-	if !fast5424(&ev, frame, map[int]*time.Location{}) {
+	if !fast5424(&ev, frame, newFastState()) {
 		t.Fatal("rejected")
 	}
 	want := time.Date(2003, 10, 11, 22, 14, 15, 3e6, time.FixedZone("", -7*3600))
 	if ev.Facility != 20 || ev.Severity != 5 || ev.Host != "mymachine" || ev.App != "evntslog" ||
 		ev.ProcID != "42" || ev.MsgID != "ID47" || ev.Message != "hello" || !ev.Time.Equal(want) ||
-		ev.SD["ex@1"]["iut"] != "3" || ev.SD["ex@1"]["v"] != "a]b" {
+		len(ev.SD) != 1 || ev.SD[0].ID != "ex@1" || len(ev.SD[0].Params) != 2 ||
+		ev.SD[0].Params[0] != (event.SDParam{Name: "iut", Value: "3"}) || ev.SD[0].Params[1] != (event.SDParam{Name: "v", Value: "a]b"}) {
 		t.Fatalf("parsed %+v", ev)
 	}
 }
@@ -140,12 +149,37 @@ func FuzzFast5424MatchesGoSyslog(f *testing.F) {
 
 func BenchmarkParse5424FastPath(b *testing.B) {
 	frame := []byte(`<134>1 2026-11-22T10:00:00.000001Z web-01.example.net nginx 1001 ID1 [meta seq="1" zone="eu-west-1"] request handled path=/api/v1/items/1 status=200 bytes=513 dur_ms=1 user_agent="Mozilla/5.0 (X11; Linux x86_64)" xxxxxxxxxxxxxxxxxxxx`)
-	zones := map[int]*time.Location{}
+	st := newFastState()
 	b.ReportAllocs()
 	for b.Loop() {
 		var ev event.Event
-		if !fast5424(&ev, frame, zones) {
+		if !fast5424(&ev, frame, st) {
 			b.Fatal("rejected")
+		}
+	}
+}
+
+// SD is carved from slabs shared by consecutive events: parsing more
+// messages (and crossing slab boundaries) must never change an earlier
+// event's SD.
+func TestFast5424SDSlabsNeverRewritten(t *testing.T) {
+	st := newFastState()
+	var evs []*event.Event
+	for i := range 3 * sdSlabLen {
+		frame := []byte(fmt.Sprintf(`<13>1 - h a - - [e%d x="%d" y="v%d"][f z="%d"] m`, i, i, i, i))
+		ev := &event.Event{}
+		if !fast5424(ev, frame, st) {
+			t.Fatalf("rejected %q", frame)
+		}
+		evs = append(evs, ev)
+	}
+	for i, ev := range evs {
+		want := fmt.Sprint(i)
+		if got, _ := ev.SD.Get(fmt.Sprintf("e%d", i), "x"); got != want {
+			t.Fatalf("event %d: x = %q, want %q", i, got, want)
+		}
+		if got, _ := ev.SD.Get("f", "z"); got != want || len(ev.SD) != 2 || cap(ev.SD) != 2 || cap(ev.SD[0].Params) != 2 {
+			t.Fatalf("event %d: SD %+v (caps %d, %d) changed or can grow into a neighbour", i, ev.SD, cap(ev.SD), cap(ev.SD[0].Params))
 		}
 	}
 }

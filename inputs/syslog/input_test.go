@@ -300,7 +300,7 @@ func TestTCPFraming(t *testing.T) {
 			t.Errorf("event %d: zero times", i)
 		}
 	}
-	if evs[0].SD["a@1"]["k"] != "v" || evs[0].ProcID != "12" || evs[0].MsgID != "ID1" || evs[0].Facility != 20 || evs[0].Severity != 5 {
+	if sdGet(evs[0].SD, "a@1", "k") != "v" || evs[0].ProcID != "12" || evs[0].MsgID != "ID1" || evs[0].Facility != 20 || evs[0].Severity != 5 {
 		t.Errorf("event 0: %+v", evs[0])
 	}
 	if evs[4].Facility != -1 || evs[4].Severity != -1 {
@@ -612,7 +612,7 @@ func TestLogger(t *testing.T) {
 			if !bytes.HasPrefix(ev.Raw, []byte(tc.want)) || !bytes.HasSuffix(ev.Raw, []byte(msg)) {
 				t.Errorf("raw %q", ev.Raw)
 			}
-			if tc.sd && ev.SD["zoo@123"]["tiger"] != "hungry" {
+			if tc.sd && sdGet(ev.SD, "zoo@123", "tiger") != "hungry" {
 				t.Errorf("sd %v", ev.SD)
 			}
 			if d := time.Since(ev.Time); d < -time.Minute || d > time.Minute {
@@ -626,3 +626,8 @@ func TestLogger(t *testing.T) {
 }
 
 var _ io.Writer = (*syncBuffer)(nil)
+
+func sdGet(sd event.StructuredData, id, param string) string {
+	v, _ := sd.Get(id, param)
+	return v
+}

@@ -39,8 +39,8 @@ type jsonEvent struct {
 	Message       *string `json:"message"`
 	MessageBase64 []byte  `json:"message_base64"`
 
-	SD       map[string]map[string]string `json:"sd"`
-	SDBase64 map[string]map[string]string `json:"sd_base64"`
+	SD       *orderedSD `json:"sd"`
+	SDBase64 *orderedSD `json:"sd_base64"`
 
 	Raw       *string `json:"raw"`
 	RawBase64 []byte  `json:"raw_base64"`
@@ -94,11 +94,11 @@ func DecodeJSON(b []byte) (*event.Event, error) {
 
 	switch {
 	case j.SDBase64 != nil:
-		if ev.SD, err = decodeSDBase64(j.SDBase64); err != nil {
+		if ev.SD, err = decodeSDBase64(event.StructuredData(*j.SDBase64)); err != nil {
 			errs = append(errs, fmt.Errorf("sd_base64: %w", err))
 		}
 	case j.SD != nil:
-		ev.SD = j.SD
+		ev.SD = event.StructuredData(*j.SD)
 	}
 	switch {
 	case j.RawBase64 != nil:
@@ -151,33 +151,92 @@ func decodeLevel(raw json.RawMessage, max int, parse func(string) (int, error)) 
 	return n, nil
 }
 
-func decodeSDBase64(in map[string]map[string]string) (map[string]map[string]string, error) {
+func decodeSDBase64(in event.StructuredData) (event.StructuredData, error) {
 	dec := func(s string) (string, error) {
 		b, err := base64.StdEncoding.DecodeString(s)
 		return string(b), err
 	}
-	out := make(map[string]map[string]string, len(in))
-	for id, params := range in {
-		did, err := dec(id)
+	out := make(event.StructuredData, len(in))
+	for i, el := range in {
+		id, err := dec(el.ID)
 		if err != nil {
-			return nil, fmt.Errorf("id %q: %w", id, err)
+			return nil, fmt.Errorf("id %q: %w", el.ID, err)
 		}
-		var p map[string]string
-		if params != nil {
-			p = make(map[string]string, len(params))
-		}
-		for name, value := range params {
-			dn, err := dec(name)
+		out[i] = event.SDElement{ID: id, Params: make([]event.SDParam, len(el.Params))}
+		for k, p := range el.Params {
+			name, err := dec(p.Name)
 			if err != nil {
-				return nil, fmt.Errorf("name %q: %w", name, err)
+				return nil, fmt.Errorf("name %q: %w", p.Name, err)
 			}
-			dv, err := dec(value)
+			value, err := dec(p.Value)
 			if err != nil {
-				return nil, fmt.Errorf("value of %q: %w", name, err)
+				return nil, fmt.Errorf("value of %q: %w", p.Name, err)
 			}
-			p[dn] = dv
+			out[i].Params[k] = event.SDParam{Name: name, Value: value}
 		}
-		out[did] = p
 	}
 	return out, nil
+}
+
+// orderedSD decodes {"id":{"name":"value",…},…} keeping the order of
+// elements and parameters, which a Go map would lose.
+type orderedSD event.StructuredData
+
+func (o *orderedSD) UnmarshalJSON(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	str := func() (string, error) {
+		t, err := dec.Token()
+		if err != nil {
+			return "", err
+		}
+		s, ok := t.(string)
+		if !ok {
+			return "", fmt.Errorf("want a string, got %v", t)
+		}
+		return s, nil
+	}
+	delim := func(want json.Delim) error {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		if d, ok := t.(json.Delim); !ok || d != want {
+			return fmt.Errorf("want %q, got %v", want, t)
+		}
+		return nil
+	}
+	if err := delim('{'); err != nil {
+		return fmt.Errorf("sd: %w", err)
+	}
+	sd := event.StructuredData{}
+	for dec.More() {
+		id, err := str()
+		if err != nil {
+			return fmt.Errorf("sd: %w", err)
+		}
+		if err := delim('{'); err != nil {
+			return fmt.Errorf("sd %q: %w", id, err)
+		}
+		el := event.SDElement{ID: id, Params: []event.SDParam{}}
+		for dec.More() {
+			name, err := str()
+			if err != nil {
+				return fmt.Errorf("sd %q: %w", id, err)
+			}
+			value, err := str()
+			if err != nil {
+				return fmt.Errorf("sd %q param %q: %w", id, name, err)
+			}
+			el.Params = append(el.Params, event.SDParam{Name: name, Value: value})
+		}
+		if err := delim('}'); err != nil {
+			return fmt.Errorf("sd %q: %w", id, err)
+		}
+		sd = append(sd, el)
+	}
+	if err := delim('}'); err != nil {
+		return fmt.Errorf("sd: %w", err)
+	}
+	*o = orderedSD(sd)
+	return nil
 }

@@ -52,9 +52,7 @@ func Parse(name string) (Format, error) {
 }
 
 // Append appends the encoding of ev to dst, without a trailing newline, and
-// returns the extended buffer. It allocates only to grow dst, except that
-// the rfc5424 and json encoders sort more than 16 SD-IDs (or more than 16
-// PARAM-NAMEs of one element) on the heap.
+// returns the extended buffer. It allocates only to grow dst.
 //
 // Raw: ev.Raw exactly.
 //
@@ -69,7 +67,7 @@ func Parse(name string) (Format, error) {
 //     255, 48, 128 and 32 bytes, and every byte outside printable US-ASCII
 //     (33–126) is replaced by '_'.
 //   - SD is "-" when ev.SD is empty; otherwise elements and parameters are
-//     written sorted by name. SD-IDs and PARAM-NAMEs are truncated to 32
+//     written in their order. SD-IDs and PARAM-NAMEs are truncated to 32
 //     bytes with '=', ' ', ']', '"' and non-printable bytes replaced by '_'
 //     (an empty name becomes "_"; an element whose cleaned ID repeats an
 //     earlier one is dropped). PARAM-VALUEs escape '"', '\' and ']' with a
@@ -83,7 +81,7 @@ func Parse(name string) (Format, error) {
 //	                 outside 0000–9999)
 //	input, stream, origin, host, app, procid, msgid, message   strings
 //	facility, severity   keyword ("auth", "err"), or null when unknown
-//	sd       {"SD-ID": {"PARAM": "value"}}, omitted when ev.SD is nil
+//	sd       {"SD-ID": {"PARAM": "value"}} in order, omitted when ev.SD is nil
 //	raw      the original frame as a string
 //
 // A string field whose value is not valid UTF-8 is written as

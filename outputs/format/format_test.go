@@ -35,10 +35,10 @@ func fullEvent() *event.Event {
 		ProcID:   "42",
 		MsgID:    "ID7",
 		Message:  `login "root" failed`,
-		SD: map[string]map[string]string{
+		SD: event.SDFromMap(map[string]map[string]string{
 			"origin@1":  {"ip": "10.0.0.1"},
 			"example@2": {"z": `a"b\c]d`, "a": "é"},
-		},
+		}),
 		Raw: []byte(`<36>1 2026-11-22T13:04:05.123456+02:00 web-1 sshd 42 ID7 - login "root" failed`),
 	}
 }
@@ -76,10 +76,10 @@ func TestGolden(t *testing.T) {
 		ProcID:  "-",
 		MsgID:   "m\u00e9",
 		Message: "line1\nline2\t\x00\u2028",
-		SD:      map[string]map[string]string{"bad id=": {"": "v", "k]": ""}, "bad id]": {"x": "y"}},
+		SD:      event.SDFromMap(map[string]map[string]string{"bad id=": {"": "v", "k]": ""}, "bad id]": {"x": "y"}}),
 		Raw:     []byte{0xff, 'a'},
 	}
-	emptySD := &event.Event{Facility: 1, Severity: 6, Message: "m", SD: map[string]map[string]string{}}
+	emptySD := &event.Event{Facility: 1, Severity: 6, Message: "m", SD: event.StructuredData{}}
 	for _, tc := range []struct {
 		name string
 		f    Format
@@ -128,7 +128,7 @@ func TestJSONInvalidUTF8UsesBase64(t *testing.T) {
 	ev := &event.Event{
 		Facility: -1, Severity: -1,
 		Input: "in\xff", Host: "h\xc3", Message: "bad \xe2\x82 message",
-		SD:  map[string]map[string]string{"id": {"k": "v\xff"}},
+		SD:  event.SDFromMap(map[string]map[string]string{"id": {"k": "v\xff"}}),
 		Raw: []byte("ok"),
 	}
 	got := string(JSON.Append(nil, ev))
@@ -194,7 +194,7 @@ func eventDiff(want, got *event.Event) string {
 	check("message", want.Message == got.Message, want.Message, got.Message)
 	check("raw", bytes.Equal(want.Raw, got.Raw), string(want.Raw), string(got.Raw))
 	check("sd nil", (want.SD == nil) == (got.SD == nil), want.SD == nil, got.SD == nil)
-	check("sd", maps.EqualFunc(want.SD, got.SD, func(a, b map[string]string) bool { return maps.Equal(a, b) }), want.SD, got.SD)
+	check("sd", sdEqual(want.SD, got.SD), want.SD, got.SD)
 	return b.String()
 }
 
@@ -252,7 +252,7 @@ func FuzzJSONRoundTrip(f *testing.F) {
 			Raw:      data,
 		}
 		if withSD {
-			ev.SD = map[string]map[string]string{part(7): {part(8): part(9)}, "x@1": nil}
+			ev.SD = event.SDFromMap(map[string]map[string]string{part(7): {part(8): part(9)}, "x@1": nil})
 		}
 		b := JSON.Append(nil, ev)
 		if !json.Valid(b) {
@@ -288,12 +288,12 @@ func TestRFC5424Reparse(t *testing.T) {
 		{name: "sanitized", ev: &event.Event{
 			Facility: 1, Severity: 1, Time: t0,
 			Host: "a b\x7f", App: strings.Repeat("x", 50), MsgID: "é",
-			SD:      map[string]map[string]string{"bad id=": {"": "v", "k]": ""}, "bad id]": {"x": "y"}},
+			SD:      event.SDFromMap(map[string]map[string]string{"bad id=": {"": "v", "k]": ""}, "bad id]": {"x": "y"}}),
 			Message: "msg with ] and \" and ünïcode",
 		}, host: "a_b_", app: strings.Repeat("x", 48), msgid: "__", sd: sanitizedSD},
 		{name: "invalid-utf8-value", ev: &event.Event{
 			Facility: 1, Severity: 1, Time: t0,
-			SD: map[string]map[string]string{"a@1": {"k": "x\xffy"}},
+			SD: event.SDFromMap(map[string]map[string]string{"a@1": {"k": "x\xffy"}}),
 		}, sd: map[string]map[string]string{"a@1": {"k": "x\uFFFDy"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -338,7 +338,7 @@ func TestRFC5424Reparse(t *testing.T) {
 			}
 			wantSD := tc.sd
 			if wantSD == nil {
-				wantSD = tc.ev.SD
+				wantSD = sdMap(tc.ev.SD)
 			}
 			var gotSD map[string]map[string]string
 			if m.StructuredData != nil {
@@ -367,7 +367,7 @@ func FuzzRFC5424Valid(f *testing.F) {
 		ev := &event.Event{
 			Time: time.Unix(0, tns), Facility: event.Facility(fac), Severity: event.Severity(sev),
 			Host: part(0), App: part(1), ProcID: part(2), MsgID: part(3),
-			SD:      map[string]map[string]string{part(4): {part(5): part(6)}, part(5): {part(4): part(6)}},
+			SD:      event.SDFromMap(map[string]map[string]string{part(4): {part(5): part(6)}, part(5): {part(4): part(6)}}),
 			Message: part(7),
 		}
 		line := RFC5424.Append(nil, ev)
@@ -385,7 +385,7 @@ func FuzzRFC5424Valid(f *testing.F) {
 func TestAppendDoesNotAllocate(t *testing.T) {
 	odd := fullEvent()
 	odd.Host, odd.Message, odd.Raw = "bad host\xff", "invalid \xff message "+strings.Repeat("x", 100), []byte{0xff}
-	odd.SD["bad id"] = map[string]string{"k=": "v\xff"}
+	odd.SD = append(odd.SD, event.SDElement{ID: "bad id", Params: []event.SDParam{{Name: "k=", Value: "v\xff"}}})
 	for _, ev := range []*event.Event{fullEvent(), odd, {Facility: -1, Severity: -1}} {
 		for _, f := range []Format{Raw, RFC5424, JSON} {
 			buf := make([]byte, 0, 8192)
@@ -435,4 +435,39 @@ func BenchmarkDecodeJSON(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// sdEqual compares structured data element by element, in order; nil and
+// empty parameter lists are equal.
+func sdEqual(a, b event.StructuredData) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].ID != b[i].ID || len(a[i].Params) != len(b[i].Params) {
+			return false
+		}
+		for j := range a[i].Params {
+			if a[i].Params[j] != b[i].Params[j] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// sdMap is sd in go-syslog's nested-map form.
+func sdMap(sd event.StructuredData) map[string]map[string]string {
+	if sd == nil {
+		return nil
+	}
+	m := map[string]map[string]string{}
+	for _, el := range sd {
+		p := map[string]string{}
+		for _, kv := range el.Params {
+			p[kv.Name] = kv.Value
+		}
+		m[el.ID] = p
+	}
+	return m
 }

@@ -165,13 +165,13 @@ func appendBase64String(dst []byte, s string) []byte {
 }
 
 // sdValid reports whether every ID, name and value in sd is valid UTF-8.
-func sdValid(sd map[string]map[string]string) bool {
-	for id, params := range sd {
-		if !utf8.ValidString(id) {
+func sdValid(sd event.StructuredData) bool {
+	for _, el := range sd {
+		if !utf8.ValidString(el.ID) {
 			return false
 		}
-		for name, value := range params {
-			if !utf8.ValidString(name) || !utf8.ValidString(value) {
+		for _, p := range el.Params {
+			if !utf8.ValidString(p.Name) || !utf8.ValidString(p.Value) {
 				return false
 			}
 		}
@@ -180,8 +180,9 @@ func sdValid(sd map[string]map[string]string) bool {
 }
 
 // appendJSONSD appends `,"sd":{…}`, or `,"sd_base64":{…}` with every string
-// base64-encoded when any of them is not valid UTF-8. Keys are sorted.
-func appendJSONSD(dst []byte, sd map[string]map[string]string) []byte {
+// base64-encoded when any of them is not valid UTF-8. Elements and
+// parameters keep their order (DecodeJSON reads them back in order).
+func appendJSONSD(dst []byte, sd event.StructuredData) []byte {
 	b64 := !sdValid(sd)
 	if b64 {
 		dst = append(dst, `,"sd_base64":{`...)
@@ -197,21 +198,19 @@ func appendJSONSD(dst []byte, sd map[string]map[string]string) []byte {
 		dst, _ = appendJSONString(dst, s)
 		return dst
 	}
-	var idBuf, nameBuf [sortBufLen]string
-	for i, id := range sortedKeys(sd, idBuf[:0]) {
+	for i, el := range sd {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = str(dst, id)
+		dst = str(dst, el.ID)
 		dst = append(dst, ':', '{')
-		params := sd[id]
-		for j, name := range sortedKeys(params, nameBuf[:0]) {
+		for j, p := range el.Params {
 			if j > 0 {
 				dst = append(dst, ',')
 			}
-			dst = str(dst, name)
+			dst = str(dst, p.Name)
 			dst = append(dst, ':')
-			dst = str(dst, params[name])
+			dst = str(dst, p.Value)
 		}
 		dst = append(dst, '}')
 	}

@@ -1,7 +1,6 @@
 package format
 
 import (
-	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -24,10 +23,6 @@ const defaultPRI = 13
 
 // rfc5424Time is RFC 3339 with microseconds, the TIME-SECFRAC maximum.
 const rfc5424Time = "2006-01-02T15:04:05.000000Z07:00"
-
-// sortBufLen is how many map keys the encoders sort on the stack before
-// falling back to the heap.
-const sortBufLen = 16
 
 func appendRFC5424(dst []byte, ev *event.Event) []byte {
 	pri := defaultPRI
@@ -124,34 +119,27 @@ func cleanSDName(s string) bool {
 	return true
 }
 
-func appendSD(dst []byte, sd map[string]map[string]string) []byte {
+// appendSD writes the elements in their order. RFC 5424 forbids the same
+// SD-ID twice, so an element whose (cleaned) ID repeats an earlier one is
+// left out; repeated parameter names are allowed and kept.
+func appendSD(dst []byte, sd event.StructuredData) []byte {
 	if len(sd) == 0 {
 		return append(dst, '-')
 	}
-	var idBuf, nameBuf [sortBufLen]string
-	ids := sortedKeys(sd, idBuf[:0])
-	allClean := true
-	for _, id := range ids {
-		if !cleanSDName(id) {
-			allClean = false
-			break
-		}
-	}
-	for i, id := range ids {
+	for i := range sd {
+		el := &sd[i]
 		idStart := len(dst)
 		dst = append(dst, '[')
-		dst = appendSDName(dst, id)
-		if !allClean && sdIDRepeats(dst[idStart+1:], ids[:i]) {
-			// Two IDs that differ only in replaced bytes: RFC 5424 forbids
-			// the same SD-ID twice, so keep the first.
+		dst = appendSDName(dst, el.ID)
+		if i > 0 && sdIDRepeats(dst[idStart+1:], sd[:i]) {
 			dst = dst[:idStart]
 			continue
 		}
-		for _, name := range sortedKeys(sd[id], nameBuf[:0]) {
+		for _, p := range el.Params {
 			dst = append(dst, ' ')
-			dst = appendSDName(dst, name)
+			dst = appendSDName(dst, p.Name)
 			dst = append(dst, '=', '"')
-			dst = appendSDValue(dst, sd[id][name])
+			dst = appendSDValue(dst, p.Value)
 			dst = append(dst, '"')
 		}
 		dst = append(dst, ']')
@@ -159,12 +147,12 @@ func appendSD(dst []byte, sd map[string]map[string]string) []byte {
 	return dst
 }
 
-// sdIDRepeats reports whether the cleaned SD-ID got equals the cleaned form of
-// any of the earlier IDs. Only used when some ID needed cleaning.
-func sdIDRepeats(got []byte, earlier []string) bool {
+// sdIDRepeats reports whether the cleaned SD-ID got equals the cleaned ID
+// of any earlier element.
+func sdIDRepeats(got []byte, earlier event.StructuredData) bool {
 	var tmp [maxSDName + 1]byte
-	for _, e := range earlier {
-		if string(appendSDName(tmp[:0], e)) == string(got) {
+	for i := range earlier {
+		if string(appendSDName(tmp[:0], earlier[i].ID)) == string(got) {
 			return true
 		}
 	}
@@ -195,14 +183,4 @@ func appendSDValue(dst []byte, v string) []byte {
 		i += size
 	}
 	return append(dst, v[last:]...)
-}
-
-// sortedKeys returns the keys of m sorted, using buf's storage when it fits.
-func sortedKeys[V any](m map[string]V, buf []string) []string {
-	keys := buf[:0]
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -5,7 +5,9 @@ package event
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -35,8 +37,8 @@ type Event struct {
 
 	Message string // MSG part, or the whole line when it did not parse
 
-	// SD is RFC 5424 structured data: SD-ID → PARAM-NAME → value. Nil when absent.
-	SD map[string]map[string]string
+	// SD is RFC 5424 structured data in the order received; nil when absent.
+	SD StructuredData
 
 	// Raw is the original frame exactly as received, without transport
 	// framing (no octet count, no trailing LF). Forwarding in `raw` format
@@ -109,4 +111,58 @@ func (e *Event) Priority() int {
 		return -1
 	}
 	return int(e.Facility)*8 + int(e.Severity)
+}
+
+// StructuredData is RFC 5424 STRUCTURED-DATA: its elements in the order
+// received. A slice rather than a map keeps that order (so re-encoding is
+// faithful) and lets parsers carve elements from shared slabs instead of
+// allocating two maps per message.
+type StructuredData []SDElement
+
+// SDElement is one SD-ELEMENT: an SD-ID and its parameters in order.
+type SDElement struct {
+	ID     string
+	Params []SDParam
+}
+
+// SDParam is one SD-PARAM; Value is unescaped.
+type SDParam struct {
+	Name, Value string
+}
+
+// Get returns the value of param in the first element with id, and whether
+// it is present.
+func (sd StructuredData) Get(id, param string) (string, bool) {
+	for i := range sd {
+		if sd[i].ID != id {
+			continue
+		}
+		for _, p := range sd[i].Params {
+			if p.Name == param {
+				return p.Value, true
+			}
+		}
+		return "", false
+	}
+	return "", false
+}
+
+// SDFromMap converts the nested-map form some parsers produce, sorting
+// elements by ID and parameters by name so the result is deterministic.
+// It returns nil for an empty map.
+func SDFromMap(m map[string]map[string]string) StructuredData {
+	if len(m) == 0 {
+		return nil
+	}
+	sd := make(StructuredData, 0, len(m))
+	for id, params := range m {
+		el := SDElement{ID: id, Params: make([]SDParam, 0, len(params))}
+		for k, v := range params {
+			el.Params = append(el.Params, SDParam{Name: k, Value: v})
+		}
+		slices.SortFunc(el.Params, func(a, b SDParam) int { return strings.Compare(a.Name, b.Name) })
+		sd = append(sd, el)
+	}
+	slices.SortFunc(sd, func(a, b SDElement) int { return strings.Compare(a.ID, b.ID) })
+	return sd
 }
