@@ -79,7 +79,11 @@ type memQueue struct {
 	closed bool
 
 	dataCh  chan struct{} // signalled (non-blocking) when events arrive or on close
-	spaceCh chan struct{} // signalled when Ack frees room
+	// spaceCh is closed (and replaced) by Ack and CloseAppend: a broadcast
+	// to every appender waiting for room. Guarded by mu.
+	spaceCh chan struct{}
+
+	appendWaits int // times an appender waited for room (tests)
 }
 
 func newMemQueue(c QueueConfig) *memQueue {
@@ -89,7 +93,7 @@ func newMemQueue(c QueueConfig) *memQueue {
 		dropNew:   c.WhenFull == "drop_newest",
 		ring:      make([]*event.Event, c.MaxEvents),
 		dataCh:    make(chan struct{}, 1),
-		spaceCh:   make(chan struct{}, 1),
+		spaceCh:   make(chan struct{}),
 	}
 }
 
@@ -120,12 +124,11 @@ func (q *memQueue) Append(ctx context.Context, evs []*event.Event) (int, error) 
 			q.bytes += sz
 			added++
 		}
-		room := q.n < q.maxEvents && q.bytes < q.maxBytes
-		q.mu.Unlock()
-		if room {
-			// Pass the wake-up on: several appenders may be waiting for space.
-			signal(q.spaceCh)
+		space := q.spaceCh // captured under mu: an Ack after Unlock closes it
+		if added < len(evs) && !q.dropNew {
+			q.appendWaits++
 		}
+		q.mu.Unlock()
 		if added > 0 {
 			signal(q.dataCh)
 		}
@@ -137,12 +140,18 @@ func (q *memQueue) Append(ctx context.Context, evs []*event.Event) (int, error) 
 			return len(evs), nil
 		}
 		select {
-		case <-q.spaceCh:
+		case <-space:
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		}
 	}
 	return 0, nil
+}
+
+// wakeAppenders wakes every appender waiting for room. Call with mu held.
+func (q *memQueue) wakeAppenders() {
+	close(q.spaceCh)
+	q.spaceCh = make(chan struct{})
 }
 
 func (q *memQueue) Read(ctx context.Context, lim BatchConfig) (Batch, error) {
@@ -207,8 +216,10 @@ func (q *memQueue) Ack(b Batch) error {
 	q.n -= k
 	q.read -= k
 	q.bytes -= b.Bytes
+	if k > 0 {
+		q.wakeAppenders()
+	}
 	q.mu.Unlock()
-	signal(q.spaceCh)
 	return nil
 }
 
@@ -221,7 +232,7 @@ func (q *memQueue) Len() (int, int64) {
 func (q *memQueue) CloseAppend() {
 	q.mu.Lock()
 	q.closed = true
+	q.wakeAppenders()
 	q.mu.Unlock()
 	signal(q.dataCh)
-	signal(q.spaceCh)
 }

@@ -171,3 +171,37 @@ func TestMemQueueOversizeEventAccepted(t *testing.T) {
 		t.Fatalf("Append = %d dropped, %v; want the first oversize event accepted into the empty queue and 1 dropped", dropped, err)
 	}
 }
+
+// A queue full by bytes (not by count) must park its appenders until an
+// Ack frees room, not spin.
+func TestMemQueueFullByBytesWaitsIdle(t *testing.T) {
+	size := int64(1000 + eventOverhead)
+	q := newMemQueue(QueueConfig{MaxEvents: 1000, MaxBytes: 4 * size, WhenFull: "block"})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	q.Append(ctx, evs(4, 1000))
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			if _, err := q.Append(ctx, evs(1, 1000)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	time.Sleep(100 * time.Millisecond)
+	q.mu.Lock()
+	waits := q.appendWaits
+	q.mu.Unlock()
+	if waits > 3 {
+		t.Fatalf("3 blocked appenders went round %d times in 100ms; they must wait, not spin", waits)
+	}
+	// Ack two: two of the three get in at once; the third after another Ack.
+	b, _ := q.Read(ctx, BatchConfig{MaxEvents: 2, MaxBytes: 1 << 30})
+	q.Ack(b)
+	b, _ = q.Read(ctx, BatchConfig{MaxEvents: 1, MaxBytes: 1 << 30})
+	q.Ack(b)
+	wg.Wait()
+	if n, _ := q.Len(); n != 4 {
+		t.Fatalf("Len = %d; want 4 after 3 acks and 3 appends", n)
+	}
+}

@@ -38,8 +38,9 @@ type Router struct {
 	dropC   [2]prometheus.Counter // route, unmatched
 	scratch sync.Pool
 
-	closing atomic.Bool
-	ready   chan struct{}
+	closing  atomic.Bool // Emit refuses new events (after the inputs stopped)
+	draining atomic.Bool // shutdown began: /readyz reports 503
+	ready    chan struct{}
 
 	adminMu   sync.Mutex
 	adminAddr net.Addr
@@ -253,10 +254,13 @@ func (r *Router) Run(ctx context.Context) error {
 	}
 
 	// Shutdown, in order.
+	// Inputs stop first and flush what they already read (Emit still
+	// accepts while there is room); only then are new events refused.
 	r.log.Info("shutting down", "drain_timeout", r.cfg.ShutdownTimeout)
-	r.closing.Store(true)
+	r.draining.Store(true)
 	icancel()
 	iwg.Wait()
+	r.closing.Store(true)
 	for _, q := range r.queues {
 		q.CloseAppend()
 	}
@@ -335,7 +339,7 @@ func (r *Router) adminHandler() http.Handler {
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		select {
 		case <-r.ready:
-			if !r.closing.Load() {
+			if !r.draining.Load() {
 				w.Write([]byte("ready\n"))
 				return
 			}

@@ -22,13 +22,16 @@ import (
 
 // feedInput is a test input: Run publishes its sink on ready and waits.
 type feedInput struct {
-	sinkCh chan inputs.Sink
-	ready  chan struct{}
-	fail   bool
+	sinkCh  chan inputs.Sink
+	ready   chan struct{}
+	fail    bool
+	flush   string // emitted after ctx is cancelled, as an input flushes what it read
+	flushed chan error
 }
 
 type feedConfig struct {
-	Fail bool `hcl:"fail,optional"`
+	Fail  bool   `hcl:"fail,optional"`
+	Flush string `hcl:"flush_on_stop,optional"`
 }
 
 func (f *feedInput) Run(ctx context.Context, sink inputs.Sink) error {
@@ -38,6 +41,9 @@ func (f *feedInput) Run(ctx context.Context, sink inputs.Sink) error {
 	f.sinkCh <- sink
 	close(f.ready)
 	<-ctx.Done()
+	if f.flush != "" {
+		f.flushed <- sink.Emit(ctx, []*event.Event{ev(f.flush, 1, 6)})
+	}
 	return nil
 }
 
@@ -104,7 +110,8 @@ func testRegistry() Registry {
 	return Registry{
 		Inputs: map[string]inputs.Type{
 			"feed": inputs.NewType(func() *feedConfig { return &feedConfig{} }, func(c *feedConfig, _ inputs.Env) (inputs.Input, error) {
-				return &feedInput{sinkCh: make(chan inputs.Sink, 1), ready: make(chan struct{}), fail: c.Fail}, nil
+				return &feedInput{sinkCh: make(chan inputs.Sink, 1), ready: make(chan struct{}), fail: c.Fail,
+					flush: c.Flush, flushed: make(chan error, 1)}, nil
 			}),
 		},
 		Outputs: map[string]outputs.Type{
@@ -443,4 +450,27 @@ route "all" {
 		}
 	}
 	stop()
+}
+
+// What an input already read when shutdown begins is flushed and delivered.
+func TestRouterShutdownAcceptsInputFlush(t *testing.T) {
+	cfg := mustLoad(t, `
+input "feed" "in" {
+  flush_on_stop = "last-words"
+}
+output "capture" "a" {}
+route "all" {
+  to = [output.capture.a]
+}`)
+	_, sink, stop := start(t, cfg)
+	sink.Emit(context.Background(), []*event.Event{ev("first", 1, 6)})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-cfg.Inputs[0].Input.(*feedInput).flushed; err != nil {
+		t.Fatalf("flush during shutdown refused: %v", err)
+	}
+	if got := strings.Join(capture(cfg, "a").messages(), ","); got != "first,last-words" {
+		t.Fatalf("delivered %q; want first,last-words", got)
+	}
 }
