@@ -9,6 +9,7 @@ package outputs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/sluicelog/sluice/router/event"
@@ -73,3 +74,19 @@ func (t Type) NewConfig() any { return t.newConfig() }
 
 // Build validates cfg and constructs the output.
 func (t Type) Build(cfg any, env Env) (Output, error) { return t.build(cfg, env) }
+
+// PartialError reports that the destination accepted a batch except for
+// Rejected events it can never accept (for example an archive path the
+// filesystem refuses). It is ErrPermanent for those events only: the router
+// acknowledges the batch, counts Rejected as dropped (reason "permanent")
+// and logs Err. Rejected must be between 1 and the batch length.
+type PartialError struct {
+	Rejected int
+	Err      error
+}
+
+func (e *PartialError) Error() string {
+	return fmt.Sprintf("%d events rejected permanently: %v", e.Rejected, e.Err)
+}
+
+func (e *PartialError) Unwrap() error { return e.Err }

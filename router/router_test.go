@@ -57,11 +57,13 @@ type captureOutput struct {
 	writes    int
 	failFirst int
 	permanent bool
+	reject    string // messages equal to this are rejected via PartialError
 	closed    bool
 	gate      chan struct{}
 }
 
 type captureConfig struct {
+	Reject    string `hcl:"reject,optional"`
 	FailFirst int    `hcl:"fail_first,optional"`
 	Permanent bool   `hcl:"permanent,optional"`
 	Gate      bool   `hcl:"gate,optional"`
@@ -85,7 +87,17 @@ func (c *captureOutput) Write(ctx context.Context, evs []*event.Event) error {
 		}
 		return errors.New("temporarily down")
 	}
-	c.got = append(c.got, evs...)
+	rejected := 0
+	for _, e := range evs {
+		if c.reject != "" && e.Message == c.reject {
+			rejected++
+			continue
+		}
+		c.got = append(c.got, e)
+	}
+	if rejected > 0 {
+		return &outputs.PartialError{Rejected: rejected, Err: errors.New("unwritable")}
+	}
 	return nil
 }
 
@@ -121,7 +133,7 @@ func testRegistry() Registry {
 						return nil, errors.Join(conf.Field("size", err), conf.Field("fail_first", errors.New("second error")))
 					}
 				}
-				o := &captureOutput{failFirst: c.FailFirst, permanent: c.Permanent}
+				o := &captureOutput{failFirst: c.FailFirst, permanent: c.Permanent, reject: c.Reject}
 				if c.Gate {
 					o.gate = make(chan struct{})
 				}
@@ -472,5 +484,29 @@ route "all" {
 	}
 	if got := strings.Join(capture(cfg, "a").messages(), ","); got != "first,last-words" {
 		t.Fatalf("delivered %q; want first,last-words", got)
+	}
+}
+
+// A PartialError drops only the events it names; the rest counts as sent
+// and the batch is not retried.
+func TestRouterPartialRejection(t *testing.T) {
+	cfg := mustLoad(t, `
+input "feed" "in" {}
+output "capture" "a" {
+  reject = "bad"
+}
+route "all" {
+  to = [output.capture.a]
+}`)
+	_, sink, stop := start(t, cfg)
+	sink.Emit(context.Background(), []*event.Event{ev("x", 1, 6), ev("bad", 1, 6), ev("y", 1, 6)})
+	stop()
+	if got := strings.Join(capture(cfg, "a").messages(), ","); got != "x,y" {
+		t.Fatalf("delivered %q; want x,y", got)
+	}
+	m := cfg.metrics
+	if s, d, r := testutil.ToFloat64(m.outSent.WithLabelValues("a")), testutil.ToFloat64(m.outDropped.WithLabelValues("a", "permanent")),
+		testutil.ToFloat64(m.outRetries.WithLabelValues("a")); s != 2 || d != 1 || r != 0 {
+		t.Fatalf("sent=%v dropped=%v retries=%v; want 2, 1, 0", s, d, r)
 	}
 }

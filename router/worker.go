@@ -14,7 +14,8 @@ import (
 
 // worker moves batches from one output's queue to the output: read a batch,
 // Write it, retry retryable failures with exponential backoff and full jitter,
-// drop and count permanent ones, then Ack. One goroutine per output.
+// drop and count permanent ones (whole batches, or the events a
+// PartialError names), then Ack. One goroutine per output.
 type worker struct {
 	spec    *OutputSpec
 	q       Queue
@@ -84,6 +85,15 @@ func (w *worker) deliver(ctx context.Context, b Batch) error {
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		var partial *outputs.PartialError
+		if errors.As(err, &partial) && partial.Rejected > 0 && partial.Rejected <= len(b.Events) {
+			w.errPerm.Inc()
+			w.sent.Add(float64(len(b.Events) - partial.Rejected))
+			w.dropped.WithLabelValues("permanent").Add(float64(partial.Rejected))
+			w.log.Error("output rejected some events permanently; they are dropped, the rest was delivered",
+				"rejected", partial.Rejected, "events", len(b.Events), "err", partial.Err)
+			return nil
 		}
 		if errors.Is(err, outputs.ErrPermanent) {
 			w.errPerm.Inc()

@@ -54,6 +54,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -411,16 +412,30 @@ func (o *output) Write(ctx context.Context, evs []*event.Event) error {
 			need++
 		}
 	}
+	rejected := 0
+	var rejectErrs []error
 	if need > 0 {
 		o.evict(o.s.maxOpen - need)
 		var errs []error
+		kept := batch[:0]
 		for _, f := range batch {
 			if f.f == nil {
 				if err := o.openFile(f); err != nil {
+					if unwritablePath(err) {
+						// No retry can create this path: drop its events,
+						// write the rest, and forget the file.
+						rejected += len(f.idx)
+						rejectErrs = append(rejectErrs, err)
+						f.inBatch, f.gone = false, true
+						delete(o.files, f.key)
+						continue
+					}
 					errs = append(errs, err)
 				}
 			}
+			kept = append(kept, f)
 		}
+		batch, o.batch = kept, kept
 		if len(errs) > 0 {
 			return fmt.Errorf("archive: %w", errors.Join(errs...))
 		}
@@ -449,7 +464,18 @@ func (o *output) Write(ctx context.Context, evs []*event.Event) error {
 	}
 	o.closeIdle(now)
 	o.evict(o.s.maxOpen)
+	if rejected > 0 {
+		return &outputs.PartialError{Rejected: rejected, Err: fmt.Errorf("archive: %w", errors.Join(rejectErrs...))}
+	}
 	return nil
+}
+
+// unwritablePath reports errors that no retry can fix for a path rendered
+// from an event (too long, a directory, invalid). Other errors (a
+// permission, a full disk, a file where a directory should be) may be fixed
+// by an operator, so they are retried.
+func unwritablePath(err error) bool {
+	return errors.Is(err, syscall.ENAMETOOLONG) || errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.EINVAL)
 }
 
 // resolve returns the file for ev, creating (not opening) it if needed.
@@ -461,7 +487,7 @@ func (o *output) resolve(ev *event.Event) *file {
 			return c.f
 		}
 	}
-	o.pathBuf = o.s.tmpl.render(o.pathBuf[:0], ev, o.s.loc)
+	o.pathBuf = capComponents(o.s.tmpl.render(o.pathBuf[:0], ev, o.s.loc))
 	f := o.files[string(o.pathBuf)]
 	if f == nil {
 		f = &file{key: string(o.pathBuf)}

@@ -3,6 +3,7 @@ package archive
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"strings"
 	"time"
@@ -293,3 +294,36 @@ const (
 	minInt64 = -1 << 63
 	maxInt64 = 1<<63 - 1
 )
+
+// maxComponent is the longest file name Linux filesystems accept.
+const maxComponent = 255
+
+// capComponents shortens every path component longer than maxComponent
+// bytes in place: it keeps the first 200 bytes and the last 38 (so the
+// extension survives) around "~" and 16 hex digits of a hash of the whole
+// component, so distinct long names stay distinct. Placeholder values are
+// capped at 128 bytes each, but several in one component can still exceed
+// the limit.
+func capComponents(p []byte) []byte {
+	start := 0
+	for i := 0; i <= len(p); i++ {
+		if i < len(p) && p[i] != '/' {
+			continue
+		}
+		if i-start > maxComponent {
+			comp := p[start:i]
+			h := fnv.New64a()
+			h.Write(comp)
+			var short []byte
+			short = append(short, comp[:200]...)
+			short = append(short, '~')
+			short = fmt.Appendf(short, "%016x", h.Sum64())
+			short = append(short, comp[len(comp)-38:]...)
+			rest := append([]byte(nil), p[i:]...)
+			p = append(append(p[:start], short...), rest...)
+			i = start + len(short)
+		}
+		start = i + 1
+	}
+	return p
+}
