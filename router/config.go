@@ -41,6 +41,7 @@ type Config struct {
 	Files map[string][]byte
 
 	DataDir         string        // data_dir: state and spool live below it
+	MemoryLimit     int64         // memory_limit in bytes; 0 = Go runtime defaults
 	ShutdownTimeout time.Duration // how long queues may drain on shutdown
 	AdminListen     string        // admin.listen; "" = no admin listener
 	SpoolDir        string        // spool.dir
@@ -112,8 +113,9 @@ type RetryConfig struct {
 const (
 	defaultDataDir         = "data"
 	defaultShutdownTimeout = 15 * time.Second
+	defaultMemoryLimit     = 48 << 20
 	defaultQueueEvents     = 50_000
-	defaultQueueBytes      = 16 << 20
+	defaultQueueBytes      = 8 << 20
 	defaultBatchEvents     = 4096
 	defaultBatchBytes      = 1 << 20
 	defaultBatchWait       = 200 * time.Millisecond
@@ -123,6 +125,7 @@ const (
 
 type fileSchema struct {
 	DataDir         *string        `hcl:"data_dir,optional"`
+	MemoryLimit     *string        `hcl:"memory_limit,optional"`
 	ShutdownTimeout *string        `hcl:"shutdown_timeout,optional"`
 	Unmatched       *hcl.Attribute `hcl:"unmatched,optional"`
 	Admin           *adminBlock    `hcl:"admin,block"`
@@ -225,6 +228,15 @@ func Load(filename string, src []byte, reg Registry) (*Config, hcl.Diagnostics) 
 	if fs.DataDir != nil {
 		cfg.DataDir = *fs.DataDir
 	}
+	cfg.MemoryLimit = defaultMemoryLimit
+	if fs.MemoryLimit != nil {
+		n, err := conf.ParseSize(*fs.MemoryLimit)
+		if err == nil && n != 0 && n < 16<<20 {
+			err = fmt.Errorf("must be 0 (Go runtime defaults) or at least 16MiB, got %d bytes", n)
+		}
+		diags = append(diags, fieldDiags(fs.Body, f.Body.MissingItemRange(), conf.Field("memory_limit", err))...)
+		cfg.MemoryLimit = n
+	}
 	cfg.ShutdownTimeout = defaultShutdownTimeout
 	if fs.ShutdownTimeout != nil {
 		d, err := conf.ParseDuration(*fs.ShutdownTimeout)
@@ -259,6 +271,16 @@ func Load(filename string, src []byte, reg Registry) (*Config, hcl.Diagnostics) 
 	diags = append(diags, outDiags...)
 	diags = append(diags, cfg.loadRoutes(fs, outIndex)...)
 	return cfg, tidy(diags)
+}
+
+// QueueBytes is the sum of every output's queue.max_size: what the queues
+// may hold in memory at most, by their estimate.
+func (cfg *Config) QueueBytes() int64 {
+	var n int64
+	for _, o := range cfg.Outputs {
+		n += o.Queue.MaxBytes
+	}
+	return n
 }
 
 // tidy orders diagnostics by source position and removes HCL's follow-up

@@ -71,6 +71,9 @@ output "capture" "b" {
 route "all" {
   to = [output.capture.a]
 }`)
+	if cfg.MemoryLimit != 48<<20 || cfg.QueueBytes() != defaultQueueBytes+1<<20 {
+		t.Errorf("memory_limit = %d, queue bytes = %d", cfg.MemoryLimit, cfg.QueueBytes())
+	}
 	if cfg.DataDir != "data" || cfg.ShutdownTimeout != defaultShutdownTimeout || cfg.AdminListen != "" {
 		t.Errorf("defaults: data_dir=%q shutdown=%v admin=%q", cfg.DataDir, cfg.ShutdownTimeout, cfg.AdminListen)
 	}

@@ -78,7 +78,7 @@ type memQueue struct {
 	bytes  int64 // raw bytes held
 	closed bool
 
-	dataCh  chan struct{} // signalled (non-blocking) when events arrive or on close
+	dataCh chan struct{} // signalled (non-blocking) when events arrive or on close
 	// spaceCh is closed (and replaced) by Ack and CloseAppend: a broadcast
 	// to every appender waiting for room. Guarded by mu.
 	spaceCh chan struct{}

@@ -1,3 +1,4 @@
+memory_limit = "1MiB"
 shutdown_timeout = "soon"
 input "feed" "in" {
   fail = "maybe"
