@@ -47,6 +47,13 @@ type Opener interface {
 	Open(ctx context.Context) error
 }
 
+// Claimer is implemented by outputs that write to resources no other output
+// may share (for example the files of an archive path template). The config
+// loader rejects two outputs that claim the same string.
+type Claimer interface {
+	Claims() []string
+}
+
 // Env carries the per-instance dependencies of an output.
 type Env struct {
 	Name     string       // block name, e.g. "cold"

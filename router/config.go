@@ -88,12 +88,12 @@ type RouteSpec struct {
 type QueueConfig struct {
 	Type      string // "memory"
 	MaxEvents int    // capacity in events
-	MaxBytes  int64  // capacity in raw bytes
+	MaxBytes  int64  // capacity in bytes, as counted by eventSize (raw bytes + estimated overhead)
 	WhenFull  string // "block" | "drop_newest"
 }
 
 // BatchConfig is the `batch` block of an output: the worker hands the output
-// up to MaxEvents events or MaxBytes raw bytes, waiting at most MaxWait for a
+// up to MaxEvents events or MaxBytes bytes (as counted by eventSize), waiting at most MaxWait for a
 // batch to fill once it has its first event.
 type BatchConfig struct {
 	MaxEvents int
@@ -102,7 +102,7 @@ type BatchConfig struct {
 }
 
 // RetryConfig is the `retry` block of an output: exponential backoff with
-// full jitter from Initial up to Max; MaxAttempts 0 retries until shutdown.
+// equal jitter (a random delay between half and all of the backoff) from Initial up to Max; MaxAttempts 0 retries until shutdown.
 type RetryConfig struct {
 	Initial     time.Duration
 	Max         time.Duration
@@ -114,6 +114,7 @@ const (
 	defaultDataDir         = "data"
 	defaultShutdownTimeout = 15 * time.Second
 	defaultMemoryLimit     = 48 << 20
+	maxQueueEvents         = 10_000_000 // the ring is preallocated: 8 bytes a slot
 	defaultQueueEvents     = 50_000
 	defaultQueueBytes      = 8 << 20
 	defaultBatchEvents     = 4096
@@ -380,6 +381,7 @@ func (cfg *Config) loadOutputs(blocks []outputBlock, reg Registry, ectx *hcl.Eva
 	var diags hcl.Diagnostics
 	index := map[string]int{} // "type.name" → index into cfg.Outputs, or -1 if broken
 	seen := map[string]hcl.Range{}
+	claimed := map[string]string{} // claim → output name
 	for _, b := range blocks {
 		if prev, dup := seen[b.Name]; dup {
 			diags = append(diags, duplicate("output", b.Name, b.DefRange, prev))
@@ -411,6 +413,19 @@ func (cfg *Config) loadOutputs(blocks []outputBlock, reg Registry, ectx *hcl.Eva
 		if d.HasErrors() {
 			continue
 		}
+		if c, ok := out.(outputs.Claimer); ok {
+			for _, claim := range c.Claims() {
+				if other, dup := claimed[claim]; dup {
+					diags = append(diags, &hcl.Diagnostic{
+						Severity: hcl.DiagError,
+						Summary:  "Outputs share a destination",
+						Detail:   fmt.Sprintf("Output %q writes to %s, as output %q does; two outputs writing the same files would corrupt each other.", b.Name, claim, other),
+						Subject:  b.DefRange.Ptr(),
+					})
+				}
+				claimed[claim] = b.Name
+			}
+		}
 		spec.Output = out
 		index[b.Type+"."+b.Name] = len(cfg.Outputs)
 		cfg.Outputs = append(cfg.Outputs, spec)
@@ -436,8 +451,8 @@ func decodeQueue(b *queueBlock, q *QueueConfig) hcl.Diagnostics {
 	}
 	if b.MaxEvents != nil {
 		q.MaxEvents = *b.MaxEvents
-		if q.MaxEvents < 1 {
-			errs = append(errs, conf.Field("max_events", fmt.Errorf("must be at least 1, got %d", q.MaxEvents)))
+		if q.MaxEvents < 1 || q.MaxEvents > maxQueueEvents {
+			errs = append(errs, conf.Field("max_events", fmt.Errorf("must be between 1 and %d, got %d", maxQueueEvents, q.MaxEvents)))
 		}
 	}
 	if b.MaxSize != nil {
@@ -506,6 +521,8 @@ func decodeRetry(b *retryBlock, c *RetryConfig) hcl.Diagnostics {
 		}
 		errs = append(errs, conf.Field("max", err))
 		c.Max = d
+	} else if c.Initial > c.Max {
+		c.Max = c.Initial // an initial backoff above the default cap raises the cap
 	}
 	if b.MaxAttempts != nil {
 		c.MaxAttempts = *b.MaxAttempts

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/diag/*.golden")
@@ -107,5 +108,21 @@ route "nothing" {
 }`)
 	if !cfg.Routes[0].Drop {
 		t.Fatal(`to = [] should make the route a drop route`)
+	}
+}
+
+func TestRetryInitialAboveDefaultMaxRaisesMax(t *testing.T) {
+	cfg := mustLoad(t, `
+input "feed" "in" {}
+output "capture" "a" {
+  retry {
+    initial = "1m"
+  }
+}
+route "all" {
+  to = [output.capture.a]
+}`)
+	if r := cfg.Outputs[0].Retry; r.Initial != time.Minute || r.Max != time.Minute {
+		t.Fatalf("retry = %+v; want initial and max 1m", r)
 	}
 }

@@ -27,7 +27,7 @@ type Queue interface {
 	// Safe for concurrent use.
 	Append(ctx context.Context, evs []*event.Event) (dropped int, err error)
 	// Read waits until at least one event is available, then collects up to
-	// lim.MaxEvents events / lim.MaxBytes raw bytes, waiting at most
+	// lim.MaxEvents events / lim.MaxBytes bytes (eventSize), waiting at most
 	// lim.MaxWait for the batch to fill. It returns ctx.Err() if ctx ends
 	// while it waits with nothing, and ErrQueueClosed when closed and empty.
 	// Only the worker calls Read.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -381,6 +382,9 @@ func splitHostPort(addr string) (string, string, error) {
 	h, p, err := net.SplitHostPort(addr)
 	if err != nil {
 		return "", "", fmt.Errorf("invalid listen address %q: %w", addr, err)
+	}
+	if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 65535 {
+		return "", "", fmt.Errorf("invalid listen address %q: port must be a number from 0 to 65535", addr)
 	}
 	return h, p, nil
 }

@@ -13,7 +13,7 @@ import (
 )
 
 // worker moves batches from one output's queue to the output: read a batch,
-// Write it, retry retryable failures with exponential backoff and full jitter,
+// Write it, retry retryable failures with exponential backoff and equal jitter,
 // drop and count permanent ones (whole batches, or the events a
 // PartialError names), then Ack. One goroutine per output.
 type worker struct {

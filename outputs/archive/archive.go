@@ -127,6 +127,7 @@ func DefaultConfig() *Config {
 // settings is a validated Config.
 type settings struct {
 	tmpl    *template
+	pathSrc string // the path template as written
 	gzip    bool
 	level   int
 	format  format.Format
@@ -148,6 +149,7 @@ func parseConfig(cfg *Config) (settings, error) {
 		}
 	}
 	var err error
+	s.pathSrc = cfg.Path
 	s.tmpl, err = compileTemplate(cfg.Path)
 	add("path", err)
 
@@ -229,6 +231,14 @@ func New(cfg *Config, env outputs.Env) (outputs.Output, error) {
 		return nil, err
 	}
 	return newOutput(s, env), nil
+}
+
+// Claims implements outputs.Claimer: two archive outputs with the same
+// (cleaned) path template would write the same files. Templates that only
+// overlap, or the same path written once relative and once absolute, are not
+// detected.
+func (o *output) Claims() []string {
+	return []string{fmt.Sprintf("archive files %q", filepath.Clean(o.s.pathSrc))}
 }
 
 func newOutput(s settings, env outputs.Env) *output {

@@ -14,3 +14,12 @@ route "r" {
   when = regexmatch(app, "([") || cidrcontains("10.0.0.0/33", origin) || facility == "lunar"
   to   = [output.archive.cold]
 }
+output "archive" "cold_copy" {
+  path = "./archive/../archive/{stream}.log"
+}
+output "archive" "cold_again" {
+  path = "archive/{stream}.log"
+}
+admin {
+  listen = "127.0.0.1:notaport"
+}
