@@ -219,22 +219,12 @@ route "all" {
 	if err := send(port, payload); err != nil {
 		return result{}, err
 	}
-	want := float64(n)
-	deadline := time.Now().Add(10 * time.Minute)
-	for {
-		if v := scrape(metricsURL, `sluice_output_sent_events_total{output="bench"}`); v >= want {
-			break
-		}
-		if time.Now().After(deadline) {
-			return result{}, fmt.Errorf("timed out\n%s", logs.String())
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !waitFor(func() bool {
+		return scrape(metricsURL, `sluice_output_sent_events_total{output="bench"}`) >= float64(n)
+	}) {
+		return result{}, fmt.Errorf("timed out\n%s", logs.String())
 	}
-	elapsed := time.Since(start)
-	hwm := peakRSS(cmd.Process.Pid)
-	cmd.Process.Signal(syscall.SIGTERM)
-	cmd.Wait()
-	res := usage(cmd, elapsed, hwm)
+	res := stopAndMeasure(cmd, time.Since(start))
 	got, err := countLines(filepath.Join(dir, path))
 	if err != nil {
 		return result{}, err
@@ -291,21 +281,10 @@ input(type="imptcp" address="127.0.0.1" port="%d" ruleset="bench")
 	// Done when rsyslog has run the action after the archive's for the
 	// last message. With asyncWriting the archive's last buffer is written
 	// at shutdown: that flush is not in the time (in rsyslog's favour).
-	deadline := time.Now().Add(10 * time.Minute)
-	for {
-		if st, err := os.Stat(marker); err == nil && st.Size() > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			return result{}, fmt.Errorf("rsyslog timed out\n%s", logs.String())
-		}
-		time.Sleep(2 * time.Millisecond)
+	if !waitFor(func() bool { st, err := os.Stat(marker); return err == nil && st.Size() > 0 }) {
+		return result{}, fmt.Errorf("rsyslog timed out\n%s", logs.String())
 	}
-	elapsed := time.Since(start)
-	hwm := peakRSS(cmd.Process.Pid)
-	cmd.Process.Signal(syscall.SIGTERM)
-	cmd.Wait()
-	res := usage(cmd, elapsed, hwm)
+	res := stopAndMeasure(cmd, time.Since(start))
 	got, err := countLines(out)
 	if err != nil {
 		return result{}, err
@@ -345,11 +324,25 @@ func scrape(url, prefix string) float64 {
 	return 0
 }
 
-// usage reads the whole-life CPU time of an exited process. Peak RSS comes
-// from /proc (VmHWM, read before the stop): rusage's Maxrss of a child
-// started with vfork counts the parent's memory too.
-func usage(cmd *exec.Cmd, elapsed time.Duration, hwmKiB int64) result {
-	r := result{elapsed: elapsed, rssKiB: hwmKiB}
+// waitFor polls done every 2ms for at most 10 minutes.
+func waitFor(done func() bool) bool {
+	deadline := time.Now().Add(10 * time.Minute)
+	for !done() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return true
+}
+
+// stopAndMeasure reads the daemon's peak RSS (VmHWM: rusage's Maxrss of a
+// child started with vfork counts the parent's memory too), stops it with
+// SIGTERM, and reads its whole-life CPU time once it exited.
+func stopAndMeasure(cmd *exec.Cmd, elapsed time.Duration) result {
+	r := result{elapsed: elapsed, rssKiB: peakRSS(cmd.Process.Pid)}
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		r.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}

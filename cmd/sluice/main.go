@@ -87,12 +87,8 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sluice validate: -config is required")
 		return 2
 	}
-	cfg, diags := router.LoadFile(*path, registry(nil))
-	if len(diags) > 0 {
-		_ = router.WriteDiagnostics(stderr, cfg.Files, diags)
-	}
-	if diags.HasErrors() {
-		fmt.Fprintf(stderr, "%s: %d error(s)\n", *path, errorCount(diags))
+	cfg, ok := loadConfig(*path, nil, stderr, "")
+	if !ok {
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d inputs, %d outputs, %d routes)\n", *path, len(cfg.Inputs), len(cfg.Outputs), len(cfg.Routes))
@@ -117,12 +113,8 @@ func cmdRun(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice run: %v\n", err)
 		return 2
 	}
-	cfg, diags := router.LoadFile(*path, registry(log))
-	if len(diags) > 0 {
-		_ = router.WriteDiagnostics(stderr, cfg.Files, diags)
-	}
-	if diags.HasErrors() {
-		fmt.Fprintf(stderr, "%s: %d error(s); not starting\n", *path, errorCount(diags))
+	cfg, ok := loadConfig(*path, log, stderr, "; not starting")
+	if !ok {
 		return 1
 	}
 
@@ -169,7 +161,20 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	}
 }
 
-func errorCount(diags interface{ Errs() []error }) int { return len(diags.Errs()) }
+// loadConfig loads path with every plugin type, printing its diagnostics
+// (warnings too) to stderr. On errors it prints their count and suffix and
+// returns false.
+func loadConfig(path string, log *slog.Logger, stderr io.Writer, suffix string) (*router.Config, bool) {
+	cfg, diags := router.LoadFile(path, registry(log))
+	if len(diags) > 0 {
+		_ = router.WriteDiagnostics(stderr, cfg.Files, diags)
+	}
+	if diags.HasErrors() {
+		fmt.Fprintf(stderr, "%s: %d error(s)%s\n", path, len(diags.Errs()), suffix)
+		return nil, false
+	}
+	return cfg, true
+}
 
 // applyMemoryLimit sets the Go runtime's memory policy from memory_limit:
 // no proportional GC (GOGC=off) and a soft limit, so the collector runs as
