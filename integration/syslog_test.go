@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -409,5 +410,54 @@ route "all" {
 	}
 	if len(lines) < 1500 {
 		t.Fatalf("only %d lines survived 3 kills; at least 500 per round were written", len(lines))
+	}
+}
+
+// The first SIGTERM drains (here it cannot: the archive file is a FIFO
+// nobody reads, so the worker blocks in open); a second one exits at once.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	if err := os.MkdirAll(filepath.Join(dir, "archive"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "archive/stuck.log"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, dir, withPort(`
+shutdown_timeout = "5m"
+admin {
+  listen = "%ADMIN%"
+}
+input "syslog" "in" {
+  listen = ["tcp://127.0.0.1:%PORT%"]
+}
+output "archive" "stuck" {
+  path        = "archive/stuck.log"
+  compression = "none"
+}
+route "all" {
+  to = [output.archive.stuck]
+}
+`, port))
+	logger(t, port, "--tcp", "--octet-count", "--rfc5424", "never written")
+	d.waitMetric(`sluice_input_events_total{input="in"}`, 1)
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.exited:
+		t.Fatal("exited on the first signal while events were still draining")
+	case <-time.After(time.Second):
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("second signal did not end the process")
+	}
+	if code := d.cmd.ProcessState.ExitCode(); code != 130 {
+		t.Errorf("exit code %d; want 130", code)
+	}
+	if !strings.Contains(d.logs(), "second signal") {
+		t.Errorf("no log line for the second signal")
 	}
 }
