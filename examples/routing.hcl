@@ -3,6 +3,11 @@
 
 data_dir = "data"
 
+spool {
+  dir   = "data/spool"
+  fsync = "1s"
+}
+
 input "syslog" "edge" {
   listen            = ["udp://127.0.0.1:5514", "tcp://127.0.0.1:5514"]
   stream            = "syslog"
@@ -21,6 +26,11 @@ output "archive" "security" {
   path   = "data/archive/security/%Y/%m/%d.log.gz"
   format = "rfc5424"
   level  = 6
+  queue {
+    type     = "disk" # durable under spool.dir/security
+    max_size = "2GiB"
+    fsync    = "always"
+  }
 }
 
 output "archive" "by_stream" {

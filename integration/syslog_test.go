@@ -461,3 +461,57 @@ route "all" {
 		t.Errorf("no log line for the second signal")
 	}
 }
+
+// kill -9 with a disk queue: every event the input accepted while the
+// output was stuck is delivered after the restart, once.
+func TestDiskQueueSurvivesKill9(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	if err := os.MkdirAll(filepath.Join(dir, "archive"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "archive/out.log")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := withPort(`
+admin {
+  listen = "%ADMIN%"
+}
+input "syslog" "in" {
+  listen = ["tcp://127.0.0.1:%PORT%"]
+}
+output "archive" "out" {
+  path        = "archive/out.log"
+  compression = "none"
+  queue {
+    type  = "disk"
+    fsync = "always"
+  }
+}
+route "all" {
+  to = [output.archive.out]
+}
+`, port)
+	d := startDaemon(t, dir, cfg)
+	msgs := writeMessages(t, dir, 2000, "durable")
+	logger(t, port, "--tcp", "--octet-count", "--rfc5424=notime,notq", "-t", "dq", "-f", msgs)
+	d.waitMetric(`sluice_input_events_total{input="in"}`, 2000)
+	d.cmd.Process.Kill() // the worker is stuck opening the FIFO: nothing was delivered
+	<-d.exited
+	if err := os.Remove(fifo); err != nil {
+		t.Fatal(err)
+	}
+	d = startDaemon(t, dir, cfg)
+	lines := waitLines(t, filepath.Join(dir, "archive/out.log"), 2000)
+	d.stop()
+	lines = readArchive(t, filepath.Join(dir, "archive/out.log"))
+	if len(lines) != 2000 {
+		t.Fatalf("%d lines after kill -9 and restart; want 2000", len(lines))
+	}
+	for i, l := range lines {
+		if want := fmt.Sprintf("durable message %04d with some payload [x=%d]", i, i*7); !strings.HasSuffix(l, want) {
+			t.Fatalf("line %d = %q; want suffix %q", i, l, want)
+		}
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/sluicelog/sluice/internal/conf"
 	"github.com/sluicelog/sluice/outputs"
 	"github.com/sluicelog/sluice/rules"
+	"github.com/sluicelog/sluice/spool"
 )
 
 // Registry lists the plugin types a configuration may use, keyed by the first
@@ -54,7 +55,8 @@ type Config struct {
 	// Table is the compiled routing table; its output indices index Outputs.
 	Table *rules.Table
 
-	metrics *Metrics
+	metrics    *Metrics
+	spoolFsync spool.FsyncPolicy
 }
 
 // InputSpec is one constructed `input` block.
@@ -86,10 +88,15 @@ type RouteSpec struct {
 
 // QueueConfig is the `queue` block of an output.
 type QueueConfig struct {
-	Type      string // "memory"
-	MaxEvents int    // capacity in events
-	MaxBytes  int64  // capacity in bytes, as counted by eventSize (raw bytes + estimated overhead)
-	WhenFull  string // "block" | "drop_newest"
+	Type      string // "memory" | "disk"
+	MaxEvents int    // memory: capacity in events
+	// MaxBytes is the capacity: for memory queues in bytes as counted by
+	// eventSize (raw bytes + estimated overhead), for disk queues in bytes
+	// of segment files.
+	MaxBytes int64
+	WhenFull string            // "block" | "drop_newest"
+	Fsync    spool.FsyncPolicy // disk: fsync policy (queue.fsync, else spool.fsync)
+	Dir      string            // disk: spool.dir/<output name>
 }
 
 // BatchConfig is the `batch` block of an output: the worker hands the output
@@ -116,7 +123,8 @@ const (
 	defaultMemoryLimit     = 48 << 20
 	maxQueueEvents         = 10_000_000 // the ring is preallocated: 8 bytes a slot
 	defaultQueueEvents     = 50_000
-	defaultQueueBytes      = 8 << 20
+	defaultQueueBytes      = 8 << 20 // memory queues
+	defaultDiskQueueBytes  = 1 << 30
 	defaultBatchEvents     = 4096
 	defaultBatchBytes      = 1 << 20
 	defaultBatchWait       = 200 * time.Millisecond
@@ -167,6 +175,7 @@ type outputBlock struct {
 
 type queueBlock struct {
 	Type      *string  `hcl:"type,optional"`
+	Fsync     *string  `hcl:"fsync,optional"`
 	MaxEvents *int     `hcl:"max_events,optional"`
 	MaxSize   *string  `hcl:"max_size,optional"`
 	WhenFull  *string  `hcl:"when_full,optional"`
@@ -252,18 +261,16 @@ func Load(filename string, src []byte, reg Registry) (*Config, hcl.Diagnostics) 
 	}
 	cfg.SpoolDir = filepath.Join(cfg.DataDir, "spool")
 	cfg.SpoolFsync = "1s"
+	cfg.spoolFsync = spool.FsyncPolicy{Every: time.Second}
 	if fs.Spool != nil {
 		if fs.Spool.Dir != nil {
 			cfg.SpoolDir = *fs.Spool.Dir
 		}
 		if fs.Spool.Fsync != nil {
 			cfg.SpoolFsync = *fs.Spool.Fsync
-			if v := *fs.Spool.Fsync; v != "always" && v != "never" {
-				if _, err := conf.ParseDuration(v); err != nil {
-					err = fmt.Errorf("%w, \"always\" or \"never\"", err)
-					diags = append(diags, prefixed("spool.", fieldDiags(fs.Spool.Body, fs.Spool.Body.MissingItemRange(), conf.Field("fsync", err)))...)
-				}
-			}
+			p, err := spool.ParseFsync(*fs.Spool.Fsync)
+			diags = append(diags, prefixed("spool.", fieldDiags(fs.Spool.Body, fs.Spool.Body.MissingItemRange(), conf.Field("fsync", err)))...)
+			cfg.spoolFsync = p
 		}
 	}
 
@@ -274,12 +281,14 @@ func Load(filename string, src []byte, reg Registry) (*Config, hcl.Diagnostics) 
 	return cfg, tidy(diags)
 }
 
-// QueueBytes is the sum of every output's queue.max_size: what the queues
+// QueueBytes is the sum of every memory queue's max_size: what the queues
 // may hold in memory at most, by their estimate.
 func (cfg *Config) QueueBytes() int64 {
 	var n int64
 	for _, o := range cfg.Outputs {
-		n += o.Queue.MaxBytes
+		if o.Queue.Type == "memory" {
+			n += o.Queue.MaxBytes
+		}
 	}
 	return n
 }
@@ -395,7 +404,8 @@ func (cfg *Config) loadOutputs(blocks []outputBlock, reg Registry, ectx *hcl.Eva
 			continue
 		}
 		spec := &OutputSpec{Type: b.Type, Name: b.Name, StateDir: filepath.Join(cfg.DataDir, "state", "output", b.Name)}
-		d := decodeQueue(b.Queue, &spec.Queue)
+		d := decodeQueue(b.Queue, &spec.Queue, cfg.spoolFsync)
+		spec.Queue.Dir = filepath.Join(cfg.SpoolDir, b.Name)
 		d = append(d, decodeBatch(b.Batch, &spec.Batch)...)
 		d = append(d, decodeRetry(b.Retry, &spec.Retry)...)
 		c := t.NewConfig()
@@ -433,8 +443,8 @@ func (cfg *Config) loadOutputs(blocks []outputBlock, reg Registry, ectx *hcl.Eva
 	return index, diags
 }
 
-func decodeQueue(b *queueBlock, q *QueueConfig) hcl.Diagnostics {
-	*q = QueueConfig{Type: "memory", MaxEvents: defaultQueueEvents, MaxBytes: defaultQueueBytes, WhenFull: "block"}
+func decodeQueue(b *queueBlock, q *QueueConfig, spoolFsync spool.FsyncPolicy) hcl.Diagnostics {
+	*q = QueueConfig{Type: "memory", MaxEvents: defaultQueueEvents, MaxBytes: defaultQueueBytes, WhenFull: "block", Fsync: spoolFsync}
 	if b == nil {
 		return nil
 	}
@@ -444,21 +454,27 @@ func decodeQueue(b *queueBlock, q *QueueConfig) hcl.Diagnostics {
 		switch q.Type {
 		case "memory":
 		case "disk":
-			errs = append(errs, conf.Field("type", errors.New(`disk queues are not available in this release; use "memory"`)))
+			q.MaxBytes = defaultDiskQueueBytes
 		default:
-			errs = append(errs, conf.Field("type", fmt.Errorf("unknown queue type %q (want \"memory\")", q.Type)))
+			errs = append(errs, conf.Field("type", fmt.Errorf("unknown queue type %q (want \"memory\" or \"disk\")", q.Type)))
 		}
 	}
 	if b.MaxEvents != nil {
 		q.MaxEvents = *b.MaxEvents
-		if q.MaxEvents < 1 || q.MaxEvents > maxQueueEvents {
+		switch {
+		case q.Type == "disk":
+			errs = append(errs, conf.Field("max_events", errors.New(`only memory queues take max_events; bound a disk queue with max_size`)))
+		case q.MaxEvents < 1 || q.MaxEvents > maxQueueEvents:
 			errs = append(errs, conf.Field("max_events", fmt.Errorf("must be between 1 and %d, got %d", maxQueueEvents, q.MaxEvents)))
 		}
 	}
 	if b.MaxSize != nil {
 		n, err := conf.ParseSize(*b.MaxSize)
-		if err == nil && n < 1024 {
+		if err == nil && n < 1024 && q.Type != "disk" {
 			err = fmt.Errorf("must be at least 1KiB, got %d bytes", n)
+		}
+		if err == nil && q.Type == "disk" && n < 1<<20 {
+			err = fmt.Errorf("a disk queue needs at least 1MiB, got %d bytes", n)
 		}
 		errs = append(errs, conf.Field("max_size", err))
 		q.MaxBytes = n
@@ -468,6 +484,14 @@ func decodeQueue(b *queueBlock, q *QueueConfig) hcl.Diagnostics {
 		if q.WhenFull != "block" && q.WhenFull != "drop_newest" {
 			errs = append(errs, conf.Field("when_full", fmt.Errorf("unknown policy %q (want \"block\" or \"drop_newest\")", q.WhenFull)))
 		}
+	}
+	if b.Fsync != nil {
+		p, err := spool.ParseFsync(*b.Fsync)
+		if err == nil && q.Type != "disk" {
+			err = errors.New(`only disk queues take fsync`)
+		}
+		errs = append(errs, conf.Field("fsync", err))
+		q.Fsync = p
 	}
 	return prefixed("queue.", fieldDiags(b.Body, b.Body.MissingItemRange(), errors.Join(errs...)))
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sluicelog/sluice/spool"
 	"time"
 )
 
@@ -79,7 +81,8 @@ route "all" {
 		t.Errorf("defaults: data_dir=%q shutdown=%v admin=%q", cfg.DataDir, cfg.ShutdownTimeout, cfg.AdminListen)
 	}
 	a, b := cfg.Outputs[0], cfg.Outputs[1]
-	if a.Queue != (QueueConfig{Type: "memory", MaxEvents: defaultQueueEvents, MaxBytes: defaultQueueBytes, WhenFull: "block"}) {
+	if a.Queue != (QueueConfig{Type: "memory", MaxEvents: defaultQueueEvents, MaxBytes: defaultQueueBytes, WhenFull: "block",
+		Fsync: spool.FsyncPolicy{Every: time.Second}, Dir: filepath.Join("data", "spool", "a")}) {
 		t.Errorf("default queue = %+v", a.Queue)
 	}
 	if a.Batch != (BatchConfig{MaxEvents: defaultBatchEvents, MaxBytes: defaultBatchBytes, MaxWait: defaultBatchWait}) {

@@ -39,12 +39,18 @@ type Queue interface {
 	// CloseAppend refuses further appends and wakes the reader, which drains
 	// what is left and then gets ErrQueueClosed.
 	CloseAppend()
+	// Close releases the queue (a disk queue persists its acknowledgements
+	// and unlocks its directory). Called once, after the worker stopped.
+	Close() error
 }
 
-// Batch is a run of events handed out by Queue.Read.
+// Batch is a run of events handed out by Queue.Read. First and Last are
+// the sequence numbers of a disk queue's records (zero for memory queues);
+// Events may be shorter than Last-First+1 if a record could not be decoded.
 type Batch struct {
-	Events []*event.Event
-	Bytes  int64
+	Events      []*event.Event
+	Bytes       int64
+	First, Last uint64
 }
 
 // eventSize is what an event counts against max_size: its raw bytes plus
@@ -228,6 +234,8 @@ func (q *memQueue) Len() (int, int64) {
 	defer q.mu.Unlock()
 	return q.n, q.bytes
 }
+
+func (q *memQueue) Close() error { return nil }
 
 func (q *memQueue) CloseAppend() {
 	q.mu.Lock()

@@ -76,10 +76,33 @@ func New(cfg *Config, opts Options) *Router {
 	}
 	r.dropC[0] = cfg.metrics.routerDropped.WithLabelValues("route")
 	r.dropC[1] = cfg.metrics.routerDropped.WithLabelValues("unmatched")
-	for _, o := range cfg.Outputs {
-		r.queues = append(r.queues, newMemQueue(o.Queue))
-	}
 	return r
+}
+
+// openQueues creates every output's queue; disk queues recover their
+// directory here. On error the queues opened so far are closed.
+func (r *Router) openQueues() error {
+	for _, o := range r.cfg.Outputs {
+		var q Queue = newMemQueue(o.Queue)
+		if o.Queue.Type == "disk" {
+			dq, err := openDiskQueue(o.Queue.Dir, o.Queue, r.log.With("component", "spool", "output", o.Name))
+			if err != nil {
+				r.closeQueues()
+				return fmt.Errorf("output %q: opening its disk queue: %w", o.Name, err)
+			}
+			q = dq
+		}
+		r.queues = append(r.queues, q)
+	}
+	return nil
+}
+
+func (r *Router) closeQueues() {
+	for i, q := range r.queues {
+		if err := q.Close(); err != nil {
+			r.log.Error("closing queue", "output", r.cfg.Outputs[i].Name, "err", err)
+		}
+	}
 }
 
 // Ready is closed once every input accepts data; /readyz follows it.
@@ -201,6 +224,11 @@ func (r *Router) Run(ctx context.Context) error {
 		}
 		opened = append(opened, o)
 	}
+	if err := r.openQueues(); err != nil {
+		closeOutputs(opened)
+		return err
+	}
+	defer r.closeQueues()
 
 	var admin *http.Server
 	if r.cfg.AdminListen != "" {
@@ -277,11 +305,17 @@ func (r *Router) Run(ctx context.Context) error {
 		<-drained
 	}
 	for i, q := range r.queues {
-		if n, _ := q.Len(); n > 0 {
-			o := r.cfg.Outputs[i]
-			r.cfg.metrics.outDropped.WithLabelValues(o.Name, "shutdown").Add(float64(n))
-			r.log.Error("events left in a memory queue at shutdown were lost", "output", o.Name, "events", n)
+		n, _ := q.Len()
+		if n == 0 {
+			continue
 		}
+		o := r.cfg.Outputs[i]
+		if o.Queue.Type == "disk" {
+			r.log.Info("undelivered events stay in the disk queue for the next start", "output", o.Name, "events", n)
+			continue
+		}
+		r.cfg.metrics.outDropped.WithLabelValues(o.Name, "shutdown").Add(float64(n))
+		r.log.Error("events left in a memory queue at shutdown were lost", "output", o.Name, "events", n)
 	}
 	closeOutputs(r.cfg.Outputs)
 	if admin != nil {

@@ -56,8 +56,10 @@ func (w *worker) run(ctx context.Context) error {
 			return err
 		}
 		w.batchSz.Observe(float64(len(b.Events)))
-		if err := w.deliver(ctx, b); err != nil {
-			return err
+		if len(b.Events) > 0 {
+			if err := w.deliver(ctx, b); err != nil {
+				return err
+			}
 		}
 		if err := w.q.Ack(b); err != nil {
 			return err

@@ -38,8 +38,9 @@ func main() {
 	runs := flag.Int("runs", 1, "runs per scenario (the median is reported)")
 	only := flag.String("only", "", "comma-separated scenarios to run (plain,gzip1,gzip6); empty = all")
 	noRsyslog := flag.Bool("no-rsyslog", false, "skip rsyslog even if installed")
+	queue := flag.String("queue", "memory", `Sluice's queue for the archive output: "memory", or "disk" (fsync 1s)`)
 	flag.Parse()
-	if err := run(*sluice, *n, *runs, *only, *noRsyslog); err != nil {
+	if err := run(*sluice, *n, *runs, *only, *noRsyslog, *queue); err != nil {
 		fmt.Fprintln(os.Stderr, "sluice-bench:", err)
 		os.Exit(1)
 	}
@@ -56,12 +57,13 @@ type result struct {
 	rssKiB  int64
 }
 
-func run(bin string, n, runs int, only string, noRsyslog bool) error {
+func run(bin string, n, runs int, only string, noRsyslog bool, queue string) error {
 	bin, err := filepath.Abs(bin)
 	if err != nil {
 		return err
 	}
 	payload := genMessages(n)
+	fmt.Printf("sluice queue: %s\n", queue)
 	fmt.Printf("payload: %d messages, %.1f MiB, avg %d bytes/message (newline framing, one TCP connection)\n",
 		n, float64(len(payload))/(1<<20), len(payload)/n-1)
 	rsyslogd, _ := exec.LookPath("rsyslogd")
@@ -79,7 +81,7 @@ func run(bin string, n, runs int, only string, noRsyslog bool) error {
 		}
 		var sl, rs []result
 		for range runs {
-			r, err := runSluice(bin, sc, payload, n)
+			r, err := runSluice(bin, sc, payload, n, queue)
 			if err != nil {
 				return fmt.Errorf("%s sluice: %w", sc.name, err)
 			}
@@ -172,7 +174,7 @@ func send(port int, payload []byte) error {
 	return nil
 }
 
-func runSluice(bin string, sc scenario, payload []byte, n int) (result, error) {
+func runSluice(bin string, sc scenario, payload []byte, n int, queue string) (result, error) {
 	dir, err := os.MkdirTemp("", "sluice-bench")
 	if err != nil {
 		return result{}, err
@@ -196,11 +198,14 @@ output "archive" "bench" {
   path   = %q
   format = "raw"
   %s
+  queue {
+    type = %q
+  }
 }
 route "all" {
   to = [output.archive.bench]
 }
-`, admin, port, path, comp)
+`, admin, port, path, comp, queue)
 	if err := os.WriteFile(filepath.Join(dir, "bench.hcl"), []byte(cfg), 0o644); err != nil {
 		return result{}, err
 	}

@@ -102,9 +102,31 @@ func DecodeBinary(b []byte) (*Event, error) {
 	}
 	buf := make([]byte, len(b))
 	copy(buf, b)
+	e := &Event{}
+	if err := e.decodeShared(buf); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// UnmarshalShared decodes b (encoded by AppendBinary) into e without
+// copying: e's strings and Raw alias b, so the caller hands b over and must
+// never modify it afterwards. It lets a queue decode a batch of records it
+// owns into one slab of events with no per-event copy.
+func (e *Event) UnmarshalShared(b []byte) error {
+	if len(b) < 2 {
+		return fmt.Errorf("%w: %d bytes", ErrCodec, len(b))
+	}
+	if b[0] != codecVersion {
+		return fmt.Errorf("%w: unknown version %d", ErrCodec, b[0])
+	}
+	*e = Event{}
+	return e.decodeShared(b)
+}
+
+func (e *Event) decodeShared(buf []byte) error {
 	d := decoder{b: buf, pos: 2}
 	flags := buf[1]
-	e := &Event{}
 	e.Received = d.time()
 	e.Time = d.time()
 	e.Facility, e.Severity = Facility(int8(d.byte())), Severity(int8(d.byte()))
@@ -141,10 +163,7 @@ func DecodeBinary(b []byte) (*Event, error) {
 	if d.err == nil && d.pos != len(buf) {
 		d.fail("%d trailing bytes", len(buf)-d.pos)
 	}
-	if d.err != nil {
-		return nil, d.err
-	}
-	return e, nil
+	return d.err
 }
 
 type decoder struct {

@@ -68,6 +68,15 @@ func TestBinaryRoundTrip(t *testing.T) {
 			assertSame(t, ev, got)
 		})
 	}
+	// UnmarshalShared gives the same event without copying.
+	var shared Event
+	if err := shared.UnmarshalShared(full.AppendBinary(nil)); err != nil {
+		t.Fatal(err)
+	}
+	assertSame(t, full, &shared)
+	if err := shared.UnmarshalShared([]byte{7, 0}); !errors.Is(err, ErrCodec) {
+		t.Errorf("UnmarshalShared of a bad version = %v", err)
+	}
 	// The message-is-tail-of-raw form saves the message bytes.
 	if a, b := len(full.AppendBinary(nil)), len(notTail.AppendBinary(nil)); a >= b {
 		t.Errorf("tail form %d bytes, copy form %d: the tail form should be smaller", a, b)

@@ -9,7 +9,7 @@ output "capture" "a" {
     max_events = -1
     max_size   = "lots"
     when_full  = "explode"
-    type       = "disk"
+    type       = "tape"
   }
   batch {
     max_wait = "-1s"
