@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/sluicelog/sluice/router/event"
 	"github.com/sluicelog/sluice/spool"
@@ -12,6 +15,15 @@ import (
 
 // diskQueue is the durable Queue: events are encoded with the binary event
 // codec into a spool.Queue of byte records under spool.dir/<output>.
+//
+// Every event is written to the spool; a reader that keeps up is served
+// from memory instead of reading the records back: recent appends stay in
+// a fixed ring indexed by sequence number, and Read takes events from it
+// while the ring holds the next sequence number. Anything else — the
+// backlog after a restart, events the ring has already overwritten, or
+// records of a concurrent Append not yet in the ring — is read from the
+// spool. The ring only saves work; what is delivered and acknowledged is
+// the same either way.
 //
 // Delivery contract: Append returns once the records are written under the
 // queue's fsync policy; Read hands out records after its cursor (which
@@ -22,7 +34,24 @@ type diskQueue struct {
 	q      *spool.Queue
 	log    *slog.Logger
 	cursor uint64 // next seq to read; only the worker touches it
+
+	ringMu sync.Mutex
+	ring   [ringSize]ringEntry
+
+	notify chan struct{} // signalled after each Append, and by CloseAppend
+	closed atomic.Bool
+
+	memReads, diskReads atomic.Uint64 // batches served from the ring / the spool (tests)
 }
+
+type ringEntry struct {
+	seq uint64
+	ev  *event.Event
+}
+
+// ringSize bounds the events kept in memory for a caught-up reader
+// (about 5 MiB of typical events).
+const ringSize = 8192
 
 // openDiskQueue opens (and recovers) the queue in dir.
 func openDiskQueue(dir string, c QueueConfig, log *slog.Logger) (*diskQueue, error) {
@@ -42,7 +71,7 @@ func openDiskQueue(dir string, c QueueConfig, log *slog.Logger) (*diskQueue, err
 		return nil, err
 	}
 	first, _ := q.Bounds()
-	return &diskQueue{q: q, log: log, cursor: first}, nil
+	return &diskQueue{q: q, log: log, cursor: first, notify: make(chan struct{}, 1)}, nil
 }
 
 func (d *diskQueue) Append(ctx context.Context, evs []*event.Event) (int, error) {
@@ -60,14 +89,93 @@ func (d *diskQueue) Append(ctx context.Context, evs []*event.Event) (int, error)
 		recs[i] = buf[start:end:end]
 		start = end
 	}
-	_, dropped, err := d.q.Append(ctx, recs)
+	seqs := make([]uint64, len(evs))
+	dropped, err := d.q.AppendSeqs(ctx, recs, seqs)
+	d.ringMu.Lock()
+	for i, s := range seqs {
+		if s != 0 {
+			d.ring[s%ringSize] = ringEntry{seq: s, ev: evs[i]}
+		}
+	}
+	d.ringMu.Unlock()
+	signal(d.notify)
 	if errors.Is(err, spool.ErrClosed) {
 		err = ErrQueueClosed
 	}
 	return dropped, err
 }
 
+// gather appends to b the events the ring holds from d.cursor on, up to
+// next (exclusive) and lim, advancing d.cursor. It reports whether it
+// stopped at a sequence number the ring does not hold.
+func (d *diskQueue) gather(b *Batch, next uint64, lim BatchConfig) (miss bool) {
+	d.ringMu.Lock()
+	defer d.ringMu.Unlock()
+	for d.cursor < next && len(b.Events) < lim.MaxEvents {
+		e := d.ring[d.cursor%ringSize]
+		if e.seq != d.cursor {
+			return true
+		}
+		sz := eventSize(e.ev)
+		if len(b.Events) > 0 && b.Bytes+sz > lim.MaxBytes {
+			return false
+		}
+		if len(b.Events) == 0 {
+			b.First = d.cursor
+		}
+		b.Events = append(b.Events, e.ev)
+		b.Bytes += sz
+		b.Last = d.cursor
+		d.cursor++
+	}
+	return false
+}
+
 func (d *diskQueue) Read(ctx context.Context, lim BatchConfig) (Batch, error) {
+	var b Batch
+	var timer <-chan time.Time
+	for {
+		_, next := d.q.Bounds()
+		if d.gather(&b, next, lim) && len(b.Events) == 0 {
+			return d.readSpool(ctx, lim) // the ring does not hold the cursor
+		}
+		full := len(b.Events) >= lim.MaxEvents || (len(b.Events) > 0 && d.cursor < next)
+		if full || (len(b.Events) > 0 && lim.MaxWait == 0) {
+			break
+		}
+		if d.closed.Load() {
+			if _, next := d.q.Bounds(); d.cursor < next {
+				continue // appended before the close: still to deliver
+			}
+			if len(b.Events) > 0 {
+				break
+			}
+			return b, ErrQueueClosed
+		}
+		if len(b.Events) > 0 && timer == nil {
+			t := time.NewTimer(lim.MaxWait)
+			defer t.Stop()
+			timer = t.C
+		}
+		select {
+		case <-d.notify:
+		case <-timer:
+			d.memReads.Add(1)
+			return b, nil
+		case <-ctx.Done():
+			if len(b.Events) > 0 {
+				d.memReads.Add(1)
+				return b, nil
+			}
+			return b, ctx.Err()
+		}
+	}
+	d.memReads.Add(1)
+	return b, nil
+}
+
+// readSpool reads a batch back from disk from the cursor.
+func (d *diskQueue) readSpool(ctx context.Context, lim BatchConfig) (Batch, error) {
 	recs, err := d.q.Read(ctx, d.cursor, lim.MaxEvents, lim.MaxBytes, lim.MaxWait)
 	if errors.Is(err, spool.ErrClosed) {
 		return Batch{}, ErrQueueClosed
@@ -75,6 +183,7 @@ func (d *diskQueue) Read(ctx context.Context, lim BatchConfig) (Batch, error) {
 	if err != nil {
 		return Batch{}, err
 	}
+	d.diskReads.Add(1)
 	b := Batch{Events: make([]*event.Event, 0, len(recs)), First: recs[0].Seq, Last: recs[len(recs)-1].Seq}
 	// Record data is ours (spool.Read hands it over): decode in place into
 	// one slab of events.
@@ -99,6 +208,15 @@ func (d *diskQueue) Ack(b Batch) error {
 	if err := d.q.Ack(b.First, b.Last); err != nil {
 		return fmt.Errorf("disk queue ack [%d, %d]: %w", b.First, b.Last, err)
 	}
+	// Delivered events need not stay in memory (their raw bytes share
+	// chunks with other events, which they would keep alive too).
+	d.ringMu.Lock()
+	for s := b.First; s <= b.Last && s-b.First < ringSize; s++ {
+		if e := &d.ring[s%ringSize]; e.seq == s {
+			*e = ringEntry{}
+		}
+	}
+	d.ringMu.Unlock()
 	return nil
 }
 
@@ -107,6 +225,10 @@ func (d *diskQueue) Len() (int, int64) {
 	return int(st.Records), st.Bytes
 }
 
-func (d *diskQueue) CloseAppend() { d.q.CloseAppend() }
+func (d *diskQueue) CloseAppend() {
+	d.q.CloseAppend()
+	d.closed.Store(true)
+	signal(d.notify)
+}
 
 func (d *diskQueue) Close() error { return d.q.Close() }

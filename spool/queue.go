@@ -326,45 +326,70 @@ func (q *Queue) setSticky(err error) error {
 // the whole call with ErrTooLarge before anything is written. After a write
 // or fsync error every Append returns that error.
 func (q *Queue) Append(ctx context.Context, recs [][]byte) (first uint64, dropped int, err error) {
+	dropped, err = q.append(ctx, recs, func(s uint64, _ int) {
+		if first == 0 {
+			first = s
+		}
+	})
+	return first, dropped, err
+}
+
+// AppendSeqs is Append reporting the sequence number of every record:
+// seqs[i] is set to the seq recs[i] was written with, or 0 if it was not
+// written (dropped, or the call failed first). len(seqs) must be at least
+// len(recs). It lets a caller index what it appended, for example to serve
+// a reader from memory.
+func (q *Queue) AppendSeqs(ctx context.Context, recs [][]byte, seqs []uint64) (dropped int, err error) {
+	clear(seqs[:len(recs)])
+	off := 0
+	return q.append(ctx, recs, func(s uint64, n int) {
+		for i := range n {
+			seqs[off+i] = s + uint64(i)
+		}
+		off += n
+	})
+}
+
+// append writes recs in chunks that fit, calling chunk(first, n) for each
+// chunk written (in order; the chunks together are a prefix of recs).
+func (q *Queue) append(ctx context.Context, recs [][]byte, chunk func(first uint64, n int)) (dropped int, err error) {
 	for _, r := range recs {
 		if len(r) > q.opts.MaxRecord {
-			return 0, 0, fmt.Errorf("%w: %d bytes > MaxRecord %d", ErrTooLarge, len(r), q.opts.MaxRecord)
+			return 0, fmt.Errorf("%w: %d bytes > MaxRecord %d", ErrTooLarge, len(r), q.opts.MaxRecord)
 		}
 		if q.opts.MaxBytes > 0 && int64(recHeaderSize+len(r)) > q.opts.MaxBytes {
-			return 0, 0, fmt.Errorf("%w: %d bytes > MaxBytes %d", ErrTooLarge, len(r), q.opts.MaxBytes)
+			return 0, fmt.Errorf("%w: %d bytes > MaxBytes %d", ErrTooLarge, len(r), q.opts.MaxBytes)
 		}
 	}
 	for len(recs) > 0 {
 		n, resv, space, err := q.reserve(recs)
 		if err != nil {
-			return first, dropped, err
+			return dropped, err
 		}
 		if n == 0 {
 			if q.opts.DropWhenFull {
 				q.dropped.Add(uint64(len(recs)))
-				return first, dropped + len(recs), nil
+				return dropped + len(recs), nil
 			}
 			select {
 			case <-space:
 				continue
 			case <-ctx.Done():
-				return first, dropped, ctx.Err()
+				return dropped, ctx.Err()
 			}
 		}
 		s, err := q.commit(recs[:n], resv)
 		if err != nil {
-			return first, dropped, err
+			return dropped, err
 		}
-		if first == 0 {
-			first = s
-		}
+		chunk(s, n)
 		recs = recs[n:]
 		if len(recs) > 0 && q.opts.DropWhenFull {
 			q.dropped.Add(uint64(len(recs)))
-			return first, dropped + len(recs), nil
+			return dropped + len(recs), nil
 		}
 	}
-	return first, dropped, nil
+	return dropped, nil
 }
 
 // reserve claims room for the longest prefix of recs that fits.
