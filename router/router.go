@@ -22,6 +22,7 @@ import (
 	"github.com/sluicelog/sluice/outputs"
 	"github.com/sluicelog/sluice/router/event"
 	"github.com/sluicelog/sluice/rules"
+	"github.com/sluicelog/sluice/spool"
 )
 
 // Router runs one loaded Config: it starts the outputs' queues and workers,
@@ -388,6 +389,22 @@ func (r *Router) adminHandler() http.Handler {
 // queueCollector reports queue depth at scrape time.
 type queueCollector struct{ r *Router }
 
+// spoolDescs are the disk-queue metrics, read from spool.Stats at scrape.
+var spoolDescs = struct {
+	oldest, appended, acked, dropped, truncated, quarantined, lost, fsyncs, lastFsync, writeErr *prometheus.Desc
+}{
+	oldest:      prometheus.NewDesc("sluice_spool_oldest_event_age_seconds", "Age of the oldest unacknowledged event in a disk queue (0 when empty).", []string{"output"}, nil),
+	appended:    prometheus.NewDesc("sluice_spool_appended_total", "Events appended to a disk queue since start.", []string{"output"}, nil),
+	acked:       prometheus.NewDesc("sluice_spool_acked_total", "Events acknowledged (delivered or dropped) from a disk queue since start.", []string{"output"}, nil),
+	dropped:     prometheus.NewDesc("sluice_spool_dropped_total", "Events a full disk queue dropped (when_full = \"drop_newest\").", []string{"output"}, nil),
+	truncated:   prometheus.NewDesc("sluice_spool_truncated_bytes_total", "Bytes of torn tail cut off when the disk queue was opened.", []string{"output"}, nil),
+	quarantined: prometheus.NewDesc("sluice_spool_quarantined_bytes_total", "Damaged bytes moved aside (*.corrupt) when the disk queue was opened.", []string{"output"}, nil),
+	lost:        prometheus.NewDesc("sluice_spool_lost_events_total", "Events found missing or damaged in a disk queue (reported, never silent).", []string{"output"}, nil),
+	fsyncs:      prometheus.NewDesc("sluice_spool_fsyncs_total", "fdatasync calls on a disk queue's segments.", []string{"output"}, nil),
+	lastFsync:   prometheus.NewDesc("sluice_spool_last_fsync_seconds", "Duration of a disk queue's latest fdatasync.", []string{"output"}, nil),
+	writeErr:    prometheus.NewDesc("sluice_spool_write_error", "1 while a disk queue has a sticky write error (it refuses appends), else 0.", []string{"output"}, nil),
+}
+
 var (
 	queueEventsDesc = prometheus.NewDesc("sluice_output_queue_events", "Events held in an output's queue, including the batch in flight.", []string{"output"}, nil)
 	queueBytesDesc  = prometheus.NewDesc("sluice_output_queue_bytes", "Estimated memory of the events held in an output's queue: raw bytes plus 256 per event and 320 per structured-data element.", []string{"output"}, nil)
@@ -396,6 +413,10 @@ var (
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- queueEventsDesc
 	ch <- queueBytesDesc
+	d := spoolDescs
+	for _, desc := range []*prometheus.Desc{d.oldest, d.appended, d.acked, d.dropped, d.truncated, d.quarantined, d.lost, d.fsyncs, d.lastFsync, d.writeErr} {
+		ch <- desc
+	}
 }
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
@@ -404,6 +425,39 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		name := c.r.cfg.Outputs[i].Name
 		ch <- prometheus.MustNewConstMetric(queueEventsDesc, prometheus.GaugeValue, float64(n), name)
 		ch <- prometheus.MustNewConstMetric(queueBytesDesc, prometheus.GaugeValue, float64(b), name)
+		if dq, ok := q.(*diskQueue); ok {
+			collectSpool(ch, dq.q.Stats(), name)
+		}
+	}
+}
+
+func collectSpool(ch chan<- prometheus.Metric, st spool.Stats, name string) {
+	d := spoolDescs
+	age := 0.0
+	if !st.OldestAppended.IsZero() {
+		age = time.Since(st.OldestAppended).Seconds()
+	}
+	werr := 0.0
+	if st.WriteErr != nil {
+		werr = 1
+	}
+	for _, m := range []struct {
+		desc *prometheus.Desc
+		typ  prometheus.ValueType
+		v    float64
+	}{
+		{d.oldest, prometheus.GaugeValue, age},
+		{d.appended, prometheus.CounterValue, float64(st.Appended)},
+		{d.acked, prometheus.CounterValue, float64(st.Acked)},
+		{d.dropped, prometheus.CounterValue, float64(st.Dropped)},
+		{d.truncated, prometheus.CounterValue, float64(st.TruncatedBytes)},
+		{d.quarantined, prometheus.CounterValue, float64(st.QuarantinedBytes)},
+		{d.lost, prometheus.CounterValue, float64(st.LostRecords)},
+		{d.fsyncs, prometheus.CounterValue, float64(st.Fsyncs)},
+		{d.lastFsync, prometheus.GaugeValue, st.LastFsync.Seconds()},
+		{d.writeErr, prometheus.GaugeValue, werr},
+	} {
+		ch <- prometheus.MustNewConstMetric(m.desc, m.typ, m.v, name)
 	}
 }
 

@@ -576,3 +576,46 @@ route "all" {
 		}
 	}
 }
+
+func TestSpoolMetricsOnAdmin(t *testing.T) {
+	cfg := mustLoad(t, `
+shutdown_timeout = "100ms"
+admin {
+  listen = "127.0.0.1:0"
+}
+input "feed" "in" {}
+output "capture" "stuck" {
+  gate = true
+  queue {
+    type = "disk"
+  }
+}
+route "all" {
+  to = [output.capture.stuck]
+}`)
+	r, sink, stop := start(t, cfg)
+	<-r.Ready()
+	sink.Emit(context.Background(), []*event.Event{ev("a", 1, 6), ev("b", 1, 6), ev("c", 1, 6)})
+	time.Sleep(20 * time.Millisecond)
+	resp, err := http.Get("http://" + r.AdminAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`sluice_spool_appended_total{output="stuck"} 3`,
+		`sluice_output_queue_events{output="stuck"} 3`,
+		`sluice_spool_write_error{output="stuck"} 0`,
+		`sluice_spool_lost_events_total{output="stuck"} 0`,
+		`sluice_spool_oldest_event_age_seconds{output="stuck"} `,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if strings.Contains(string(body), `sluice_spool_oldest_event_age_seconds{output="stuck"} 0`+"\n") {
+		t.Error("oldest event age is 0 while 3 events wait")
+	}
+	stop()
+}
