@@ -41,6 +41,8 @@ type diskQueue struct {
 	notify chan struct{} // signalled after each Append, and by CloseAppend
 	closed atomic.Bool
 
+	readPos atomic.Uint64 // cursor, published for Append (which fills the ring only near it)
+
 	memReads, diskReads atomic.Uint64 // batches served from the ring / the spool (tests)
 }
 
@@ -71,7 +73,9 @@ func openDiskQueue(dir string, c QueueConfig, log *slog.Logger) (*diskQueue, err
 		return nil, err
 	}
 	first, _ := q.Bounds()
-	return &diskQueue{q: q, log: log, cursor: first, notify: make(chan struct{}, 1)}, nil
+	d := &diskQueue{q: q, log: log, cursor: first, notify: make(chan struct{}, 1)}
+	d.readPos.Store(first)
+	return d, nil
 }
 
 func (d *diskQueue) Append(ctx context.Context, evs []*event.Event) (int, error) {
@@ -91,9 +95,13 @@ func (d *diskQueue) Append(ctx context.Context, evs []*event.Event) (int, error)
 	}
 	seqs := make([]uint64, len(evs))
 	dropped, err := d.q.AppendSeqs(ctx, recs, seqs)
+	// Only events the reader may reach while they are in the ring are kept:
+	// for an output that is down (reader stalled) the ring stops filling,
+	// so it never pins memory for a backlog that is read from disk anyway.
+	pos := d.readPos.Load()
 	d.ringMu.Lock()
 	for i, s := range seqs {
-		if s != 0 {
+		if s != 0 && s < pos+ringSize {
 			d.ring[s%ringSize] = ringEntry{seq: s, ev: evs[i]}
 		}
 	}
@@ -127,6 +135,7 @@ func (d *diskQueue) gather(b *Batch, next uint64, lim BatchConfig) (miss bool) {
 		b.Bytes += sz
 		b.Last = d.cursor
 		d.cursor++
+		d.readPos.Store(d.cursor)
 	}
 	return false
 }
@@ -174,14 +183,31 @@ func (d *diskQueue) Read(ctx context.Context, lim BatchConfig) (Batch, error) {
 	return b, nil
 }
 
-// readSpool reads a batch back from disk from the cursor.
+// readSpool reads a batch back from disk from the cursor. A read error
+// (EMFILE, EIO, …) is logged and retried every readRetry until ctx ends:
+// nothing is skipped.
 func (d *diskQueue) readSpool(ctx context.Context, lim BatchConfig) (Batch, error) {
-	recs, err := d.q.Read(ctx, d.cursor, lim.MaxEvents, lim.MaxBytes, lim.MaxWait)
-	if errors.Is(err, spool.ErrClosed) {
-		return Batch{}, ErrQueueClosed
-	}
-	if err != nil {
-		return Batch{}, err
+	var recs []spool.Record
+	for {
+		var err error
+		recs, err = d.q.Read(ctx, d.cursor, lim.MaxEvents, lim.MaxBytes, lim.MaxWait)
+		if errors.Is(err, spool.ErrClosed) {
+			return Batch{}, ErrQueueClosed
+		}
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return Batch{}, ctx.Err()
+		}
+		d.log.Warn("reading the disk queue failed; retrying", "err", err, "in", readRetry)
+		t := time.NewTimer(readRetry)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return Batch{}, ctx.Err()
+		}
 	}
 	d.diskReads.Add(1)
 	b := Batch{Events: make([]*event.Event, 0, len(recs)), First: recs[0].Seq, Last: recs[len(recs)-1].Seq}
@@ -198,11 +224,14 @@ func (d *diskQueue) readSpool(ctx context.Context, lim BatchConfig) (Batch, erro
 			continue
 		}
 		b.Events = append(b.Events, ev)
-		b.Bytes += int64(len(r.Data))
+		b.Bytes += eventSize(ev)
 	}
 	d.cursor = b.Last + 1
+	d.readPos.Store(d.cursor)
 	return b, nil
 }
+
+const readRetry = 500 * time.Millisecond
 
 func (d *diskQueue) Ack(b Batch) error {
 	if err := d.q.Ack(b.First, b.Last); err != nil {

@@ -170,24 +170,27 @@ func (r *Router) Emit(ctx context.Context, evs []*event.Event) error {
 	if dropUnmatched > 0 {
 		r.dropC[1].Add(float64(dropUnmatched))
 	}
-	var err error
+	// Every chosen output gets its events even if another output's queue
+	// fails: one broken disk must not starve the healthy outputs.
+	var errs []error
 	for i, list := range s.per {
 		if len(list) == 0 {
 			continue
 		}
-		if err == nil {
-			var dropped int
-			dropped, err = r.queues[i].Append(ctx, list)
-			if dropped > 0 {
-				r.cfg.metrics.outDropped.WithLabelValues(r.cfg.Outputs[i].Name, "queue_full").Add(float64(dropped))
-			}
-			if errors.Is(err, ErrQueueClosed) {
-				err = inputs.ErrClosed
-			}
+		dropped, err := r.queues[i].Append(ctx, list)
+		if dropped > 0 {
+			r.cfg.metrics.outDropped.WithLabelValues(r.cfg.Outputs[i].Name, "queue_full").Add(float64(dropped))
+		}
+		if errors.Is(err, ErrQueueClosed) {
+			err = inputs.ErrClosed
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("output %q: %w", r.cfg.Outputs[i].Name, err))
 		}
 		clear(list) // do not pin events in the pool
 		s.per[i] = list[:0]
 	}
+	err := errors.Join(errs...)
 	return err
 }
 

@@ -619,3 +619,26 @@ route "all" {
 	}
 	stop()
 }
+
+// failingQueue refuses every Append, like a disk queue with a write error.
+type failingQueue struct{ Queue }
+
+func (failingQueue) Append(context.Context, []*event.Event) (int, error) {
+	return 0, errors.New("disk full")
+}
+
+// One output's queue failing must not keep the others from their events.
+func TestEmitIsolatesAFailingQueue(t *testing.T) {
+	cfg := mustLoad(t, twoOutputs)
+	r, sink, stop := start(t, cfg)
+	<-r.Ready()
+	r.queues[0] = failingQueue{r.queues[0]}                                       // output "a"
+	err := sink.Emit(context.Background(), []*event.Event{ev("crit-auth", 4, 2)}) // routed to a and b
+	if err == nil || !strings.Contains(err.Error(), `output "a"`) {
+		t.Fatalf("Emit = %v; want the failing output's error", err)
+	}
+	stop()
+	if got := strings.Join(capture(cfg, "b").messages(), ","); got != "crit-auth" {
+		t.Fatalf("healthy output b got %q; want crit-auth", got)
+	}
+}

@@ -154,5 +154,28 @@ func (q *Queue) flushAck() error {
 			q.log.Debug("spool: deleted acknowledged segment", "path", s.path, "first", s.first, "end", s.end)
 		}
 	}
+	q.closeDeletedReaders()
 	return nil
+}
+
+// closeDeletedReaders closes the read descriptors of deleted segments now,
+// rather than at the next Read (a reader served from elsewhere may not call
+// Read for a long time, and an open descriptor keeps the file's space).
+// It takes mu, then rmu, never both at once.
+func (q *Queue) closeDeletedReaders() {
+	q.mu.Lock()
+	toClose := q.toClose
+	q.toClose = nil
+	q.mu.Unlock()
+	if len(toClose) == 0 {
+		return
+	}
+	q.rmu.Lock()
+	for _, p := range toClose {
+		if r, ok := q.readers[p]; ok {
+			r.f.Close()
+			delete(q.readers, p)
+		}
+	}
+	q.rmu.Unlock()
 }

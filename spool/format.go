@@ -32,6 +32,8 @@ const (
 	indexEvery = 64 << 10
 	// maxPersistRanges caps the acknowledged ranges written to the ack file.
 	maxPersistRanges = 1024
+	// maxAckFileSize is the largest valid ack file: header, ranges, CRC.
+	maxAckFileSize = 20 + 16*maxPersistRanges + 4
 	// hardMaxRecord bounds a record length accepted when scanning, whatever
 	// Options.MaxRecord is now (it may have been larger when written).
 	hardMaxRecord = 1 << 30
@@ -186,9 +188,19 @@ func decodeAck(b []byte) (ackState, error) {
 }
 
 func readAckFile(dir string) (ackState, error) {
-	b, err := os.ReadFile(filepath.Join(dir, ackFileName))
+	f, err := os.Open(filepath.Join(dir, ackFileName))
 	if err != nil {
 		return ackState{}, err
+	}
+	defer f.Close()
+	// A valid ack file holds at most maxPersistRanges ranges: read no more than
+	// that (plus one byte, to notice a larger one) whatever is on disk.
+	b, err := io.ReadAll(io.LimitReader(f, maxAckFileSize+1))
+	if err != nil {
+		return ackState{}, err
+	}
+	if len(b) > maxAckFileSize {
+		return ackState{}, fmt.Errorf("%w: ack file larger than %d bytes", errBadAck, maxAckFileSize)
 	}
 	return decodeAck(b)
 }

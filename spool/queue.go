@@ -153,6 +153,8 @@ type segFile struct {
 // goroutines; Read, Ack, Bounds and Stats are meant for one worker but are
 // safe for concurrent use. Delivery is at-least-once: see the package doc.
 type Queue struct {
+	readErr error // a transient read error for Read to report; guarded by rmu
+
 	opts Options
 	log  *slog.Logger
 	dir  string
@@ -446,6 +448,9 @@ func (q *Queue) commit(recs [][]byte, resv int64) (uint64, error) {
 	defer func() {
 		q.mu.Lock()
 		q.reserved -= resv
+		// The reserved bytes were counted twice until now (written and
+		// reserved): waiting appenders may fit, or see a write error.
+		broadcast(&q.spaceCh)
 		q.mu.Unlock()
 	}()
 	if q.opts.Fsync.Always {

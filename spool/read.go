@@ -97,7 +97,12 @@ func (q *Queue) Read(ctx context.Context, from uint64, maxRecords int, maxBytes 
 			if from < next {
 				out, nbytes, from, full = q.readRange(segs, ranges, from, next, out, nbytes, maxRecords, maxBytes)
 			}
+			rerr := q.readErr
+			q.readErr = nil
 			q.rmu.Unlock()
+			if rerr != nil && len(out) == 0 {
+				return nil, rerr
+			}
 			if full {
 				return out, nil
 			}
@@ -210,6 +215,13 @@ func (q *Queue) readSegment(s *segment, ranges []span, from uint64, out []Record
 		if errors.Is(err, ErrClosed) || (errors.Is(err, os.ErrNotExist) && !q.hasSegment(s.path)) {
 			return out, nbytes, s.end, false // deleted after acknowledgement
 		}
+		if !errors.Is(err, os.ErrNotExist) {
+			// EMFILE, EIO, …: nothing is known to be damaged. Stop here
+			// without moving the cursor; Read reports it and the caller
+			// retries.
+			q.readErr = fmt.Errorf("spool: opening %s: %w", s.path, err)
+			return out, nbytes, from, true
+		}
 		q.markLost(from, s.end-1, &CorruptionError{Segment: s.path, Err: err})
 		return out, nbytes, s.end, false
 	}
@@ -233,10 +245,13 @@ func (q *Queue) readSegment(s *segment, ranges []span, from uint64, out []Record
 		n := min(s.size-off, max(want, need))
 		buf := make([]byte, n)
 		if m, err := r.f.ReadAt(buf, off); int64(m) < n {
-			if err == nil || err == io.EOF {
-				err = io.ErrUnexpectedEOF
+			if err != nil && err != io.EOF {
+				// An I/O error, not a short file: retry later rather than
+				// count records lost.
+				q.readErr = fmt.Errorf("spool: reading %s at %d: %w", s.path, off, err)
+				return out, nbytes, seq, true
 			}
-			return q.readDamage(s, seq, off, err, out, nbytes)
+			return q.readDamage(s, seq, off, io.ErrUnexpectedEOF, out, nbytes)
 		}
 		if n < recHeaderSize {
 			return q.readDamage(s, seq, off, errors.New("short record header"), out, nbytes)

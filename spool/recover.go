@@ -157,7 +157,7 @@ func (q *Queue) recoverSegment(path string, first, limit uint64, last bool) ([]*
 		}
 		return nil, nil
 	}
-	maxRec := int64(max(q.opts.MaxRecord, DefaultMaxRecord))
+	maxRec := int64(hardMaxRecord) // a record written under a larger MaxRecord is still valid
 	runs, dmgs := scanSegment(w, first, limit, maxRec)
 	w.buf = nil
 
