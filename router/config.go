@@ -46,7 +46,6 @@ type Config struct {
 	ShutdownTimeout time.Duration // how long queues may drain on shutdown
 	AdminListen     string        // admin.listen; "" = no admin listener
 	SpoolDir        string        // spool.dir
-	SpoolFsync      string        // spool.fsync as written ("always", "never" or a duration)
 
 	Inputs  []*InputSpec
 	Outputs []*OutputSpec
@@ -260,14 +259,12 @@ func Load(filename string, src []byte, reg Registry) (*Config, hcl.Diagnostics) 
 		}
 	}
 	cfg.SpoolDir = filepath.Join(cfg.DataDir, "spool")
-	cfg.SpoolFsync = "1s"
 	cfg.spoolFsync = spool.FsyncPolicy{Every: time.Second}
 	if fs.Spool != nil {
 		if fs.Spool.Dir != nil {
 			cfg.SpoolDir = *fs.Spool.Dir
 		}
 		if fs.Spool.Fsync != nil {
-			cfg.SpoolFsync = *fs.Spool.Fsync
 			p, err := spool.ParseFsync(*fs.Spool.Fsync)
 			diags = append(diags, prefixed("spool.", fieldDiags(fs.Spool.Body, fs.Spool.Body.MissingItemRange(), conf.Field("fsync", err)))...)
 			cfg.spoolFsync = p

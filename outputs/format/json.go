@@ -50,7 +50,7 @@ func appendJSON(dst []byte, ev *event.Event) []byte {
 	if ev.SD != nil {
 		dst = appendJSONSD(dst, ev.SD)
 	}
-	dst = appendJSONBytesField(dst, `,"raw`, ev.Raw)
+	dst = appendJSONField(dst, `,"raw`, ev.Raw)
 	return append(dst, '}')
 }
 
@@ -68,7 +68,7 @@ func appendJSONTime(dst []byte, t time.Time) []byte {
 
 // appendJSONField appends `key":"value"` where key starts with `,"`, or
 // `key_base64":"…"` when value is not valid UTF-8.
-func appendJSONField(dst []byte, key, value string) []byte {
+func appendJSONField[S string | []byte](dst []byte, key string, value S) []byte {
 	start := len(dst)
 	dst = append(dst, key...)
 	dst = append(dst, `":`...)
@@ -77,21 +77,7 @@ func appendJSONField(dst []byte, key, value string) []byte {
 	}
 	dst = append(dst[:start], key...)
 	dst = append(dst, `_base64":"`...)
-	dst = appendBase64String(dst, value)
-	return append(dst, '"')
-}
-
-// appendJSONBytesField is appendJSONField for a []byte value.
-func appendJSONBytesField(dst []byte, key string, value []byte) []byte {
-	start := len(dst)
-	dst = append(dst, key...)
-	dst = append(dst, `":`...)
-	if out, ok := appendJSONString(dst, value); ok {
-		return out
-	}
-	dst = append(dst[:start], key...)
-	dst = append(dst, `_base64":"`...)
-	dst = base64.StdEncoding.AppendEncode(dst, value)
+	dst = appendBase64(dst, value)
 	return append(dst, '"')
 }
 
@@ -151,9 +137,9 @@ func decodeRune[S string | []byte](s S) (rune, int) {
 	panic("unreachable")
 }
 
-// appendBase64String appends the standard base64 encoding of s without
+// appendBase64 appends the standard base64 encoding of s without
 // converting s to a []byte (which would allocate).
-func appendBase64String(dst []byte, s string) []byte {
+func appendBase64[S string | []byte](dst []byte, s S) []byte {
 	var chunk [48]byte // a multiple of 3: chunks concatenate without padding
 	for len(s) > len(chunk) {
 		n := copy(chunk[:], s)
@@ -192,7 +178,7 @@ func appendJSONSD(dst []byte, sd event.StructuredData) []byte {
 	str := func(dst []byte, s string) []byte {
 		if b64 {
 			dst = append(dst, '"')
-			dst = appendBase64String(dst, s)
+			dst = appendBase64(dst, s)
 			return append(dst, '"')
 		}
 		dst, _ = appendJSONString(dst, s)

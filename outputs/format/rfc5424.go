@@ -106,19 +106,6 @@ func appendSDName(dst []byte, s string) []byte {
 	return dst
 }
 
-// cleanSDName reports whether appendSDName writes s unchanged.
-func cleanSDName(s string) bool {
-	if s == "" || len(s) > maxSDName {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !sdNameOK(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
 // appendSD writes the elements in their order. RFC 5424 forbids the same
 // SD-ID twice, so an element whose (cleaned) ID repeats an earlier one is
 // left out; repeated parameter names are allowed and kept.
