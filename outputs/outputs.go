@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/sluicelog/sluice/router/event"
 )
@@ -38,6 +39,25 @@ type Output interface {
 	// after the last Write.
 	Close() error
 }
+
+// An Output that also implements prometheus.Collector has its metrics
+// registered on the daemon's registry by the router before the first Write
+// (label them with the output's name). Collectors must be safe to scrape
+// concurrently with Write.
+
+// RetryAfterError wraps a retryable failure with the delay the destination
+// asked for (an HTTP Retry-After, for example). The router waits at least
+// After, capped at the output's retry.max, before the next attempt.
+type RetryAfterError struct {
+	After time.Duration
+	Err   error
+}
+
+func (e *RetryAfterError) Error() string {
+	return fmt.Sprintf("%v (retry after %s)", e.Err, e.After)
+}
+
+func (e *RetryAfterError) Unwrap() error { return e.Err }
 
 // Opener is implemented by outputs that acquire resources or repair state
 // before the first Write (for example the archive truncating a torn gzip

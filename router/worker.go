@@ -111,6 +111,10 @@ func (w *worker) deliver(ctx context.Context, b Batch) error {
 		}
 		// Equal jitter: sleep a random duration in [backoff/2, backoff].
 		sleep := backoff/2 + time.Duration(rand.Int64N(int64(backoff/2)+1))
+		var ra *outputs.RetryAfterError
+		if errors.As(err, &ra) && ra.After > sleep {
+			sleep = min(ra.After, w.spec.Retry.Max)
+		}
 		w.log.Warn("output write failed; retrying", "attempt", attempt, "in", sleep.Round(time.Millisecond), "err", err)
 		t := time.NewTimer(sleep)
 		select {

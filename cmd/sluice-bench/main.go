@@ -38,9 +38,13 @@ func main() {
 	runs := flag.Int("runs", 1, "runs per scenario (the median is reported)")
 	only := flag.String("only", "", "comma-separated scenarios to run (plain,gzip1,gzip6); empty = all")
 	noRsyslog := flag.Bool("no-rsyslog", false, "skip rsyslog even if installed")
-	queue := flag.String("queue", "memory", `Sluice's queue for the archive output: "memory", or "disk" (fsync 1s)`)
+	var o sluiceOpts
+	flag.StringVar(&o.queue, "queue", "memory", `Sluice's queue for the archive output: "memory" or "disk"`)
+	flag.StringVar(&o.fsync, "fsync", "1s", `the disk queue's fsync policy: "always", "never" or a duration`)
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of Sluice's first run of each scenario to this file (suffixed with the scenario name), taken from the admin endpoint")
+	flag.IntVar(&o.profileSeconds, "profile-seconds", 2, "length of the -cpuprofile profile")
 	flag.Parse()
-	if err := run(*sluice, *n, *runs, *only, *noRsyslog, *queue); err != nil {
+	if err := run(*sluice, *n, *runs, *only, *noRsyslog, o); err != nil {
 		fmt.Fprintln(os.Stderr, "sluice-bench:", err)
 		os.Exit(1)
 	}
@@ -57,13 +61,24 @@ type result struct {
 	rssKiB  int64
 }
 
-func run(bin string, n, runs int, only string, noRsyslog bool, queue string) error {
+// sluiceOpts are the flags that shape Sluice's side of a run.
+type sluiceOpts struct {
+	queue, fsync   string
+	cpuProfile     string // "" = none; otherwise a path prefix
+	profileSeconds int
+}
+
+func run(bin string, n, runs int, only string, noRsyslog bool, o sluiceOpts) error {
 	bin, err := filepath.Abs(bin)
 	if err != nil {
 		return err
 	}
 	payload := genMessages(n)
-	fmt.Printf("sluice queue: %s\n", queue)
+	if o.queue == "disk" {
+		fmt.Printf("sluice queue: disk, fsync %s\n", o.fsync)
+	} else {
+		fmt.Printf("sluice queue: %s\n", o.queue)
+	}
 	fmt.Printf("payload: %d messages, %.1f MiB, avg %d bytes/message (newline framing, one TCP connection)\n",
 		n, float64(len(payload))/(1<<20), len(payload)/n-1)
 	rsyslogd, _ := exec.LookPath("rsyslogd")
@@ -80,8 +95,14 @@ func run(bin string, n, runs int, only string, noRsyslog bool, queue string) err
 			continue
 		}
 		var sl, rs []result
-		for range runs {
-			r, err := runSluice(bin, sc, payload, n, queue)
+		for i := range runs {
+			so := o
+			if i > 0 || so.cpuProfile == "" {
+				so.cpuProfile = ""
+			} else {
+				so.cpuProfile += "." + sc.name
+			}
+			r, err := runSluice(bin, sc, payload, n, so)
 			if err != nil {
 				return fmt.Errorf("%s sluice: %w", sc.name, err)
 			}
@@ -174,7 +195,7 @@ func send(port int, payload []byte) error {
 	return nil
 }
 
-func runSluice(bin string, sc scenario, payload []byte, n int, queue string) (result, error) {
+func runSluice(bin string, sc scenario, payload []byte, n int, o sluiceOpts) (result, error) {
 	dir, err := os.MkdirTemp("", "sluice-bench")
 	if err != nil {
 		return result{}, err
@@ -199,13 +220,14 @@ output "archive" "bench" {
   format = "raw"
   %s
   queue {
-    type = %q
+    type  = %q
+    fsync = %q
   }
 }
 route "all" {
   to = [output.archive.bench]
 }
-`, admin, port, path, comp, queue)
+`, admin, port, path, comp, o.queue, o.fsync)
 	if err := os.WriteFile(filepath.Join(dir, "bench.hcl"), []byte(cfg), 0o644); err != nil {
 		return result{}, err
 	}
@@ -220,6 +242,14 @@ route "all" {
 	if err := waitReady(fmt.Sprintf("http://127.0.0.1:%d/readyz", admin)); err != nil {
 		return result{}, fmt.Errorf("%w\n%s", err, logs.String())
 	}
+	profDone := make(chan error, 1)
+	if o.cpuProfile != "" {
+		go func() {
+			profDone <- fetchProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", admin, o.profileSeconds), o.cpuProfile)
+		}()
+	} else {
+		profDone <- nil
+	}
 	start := time.Now()
 	if err := send(port, payload); err != nil {
 		return result{}, err
@@ -229,7 +259,11 @@ route "all" {
 	}) {
 		return result{}, fmt.Errorf("timed out\n%s", logs.String())
 	}
-	res := stopAndMeasure(cmd, time.Since(start))
+	elapsed := time.Since(start)
+	if err := <-profDone; err != nil {
+		return result{}, fmt.Errorf("cpu profile: %w", err)
+	}
+	res := stopAndMeasure(cmd, elapsed)
 	got, err := countLines(filepath.Join(dir, path))
 	if err != nil {
 		return result{}, err
@@ -395,4 +429,25 @@ func countLines(path string) (int, error) {
 			return count, err
 		}
 	}
+}
+
+// fetchProfile saves the CPU profile served at url to path.
+func fetchProfile(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
