@@ -43,8 +43,9 @@ output "archive" "debug" {
   compression = "none"
   format      = "json"
   queue {
+    type       = "memory" # debug data need not survive a restart
     max_events = 10000
-    when_full  = "drop_newest" # debug data may be shed under load
+    when_full  = "drop_newest" # and may be shed under load
   }
 }
 

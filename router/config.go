@@ -96,6 +96,11 @@ type QueueConfig struct {
 	WhenFull string            // "block" | "drop_newest"
 	Fsync    spool.FsyncPolicy // disk: fsync policy (queue.fsync, else spool.fsync)
 	Dir      string            // disk: spool.dir/<output name>
+	// Replay is the disk queue's delivery order when it holds a backlog:
+	// "fifo", or "live_first" (new events first, the backlog behind them
+	// at BacklogShare of the delivered events).
+	Replay       string
+	BacklogShare float64
 }
 
 // BatchConfig is the `batch` block of an output: the worker hands the output
@@ -124,6 +129,7 @@ const (
 	defaultQueueEvents     = 50_000
 	defaultQueueBytes      = 8 << 20 // memory queues
 	defaultDiskQueueBytes  = 1 << 30
+	defaultBacklogShare    = 0.2
 	defaultBatchEvents     = 4096
 	defaultBatchBytes      = 1 << 20
 	defaultBatchWait       = 200 * time.Millisecond
@@ -173,12 +179,14 @@ type outputBlock struct {
 }
 
 type queueBlock struct {
-	Type      *string  `hcl:"type,optional"`
-	Fsync     *string  `hcl:"fsync,optional"`
-	MaxEvents *int     `hcl:"max_events,optional"`
-	MaxSize   *string  `hcl:"max_size,optional"`
-	WhenFull  *string  `hcl:"when_full,optional"`
-	Body      hcl.Body `hcl:",body"`
+	Type         *string  `hcl:"type,optional"`
+	Fsync        *string  `hcl:"fsync,optional"`
+	MaxEvents    *int     `hcl:"max_events,optional"`
+	MaxSize      *string  `hcl:"max_size,optional"`
+	WhenFull     *string  `hcl:"when_full,optional"`
+	Replay       *string  `hcl:"replay,optional"`
+	BacklogShare *float64 `hcl:"backlog_share,optional"`
+	Body         hcl.Body `hcl:",body"`
 }
 
 type batchBlock struct {
@@ -441,7 +449,8 @@ func (cfg *Config) loadOutputs(blocks []outputBlock, reg Registry, ectx *hcl.Eva
 }
 
 func decodeQueue(b *queueBlock, q *QueueConfig, spoolFsync spool.FsyncPolicy) hcl.Diagnostics {
-	*q = QueueConfig{Type: "memory", MaxEvents: defaultQueueEvents, MaxBytes: defaultQueueBytes, WhenFull: "block", Fsync: spoolFsync}
+	*q = QueueConfig{Type: "disk", MaxEvents: defaultQueueEvents, MaxBytes: defaultDiskQueueBytes, WhenFull: "block",
+		Fsync: spoolFsync, Replay: "fifo", BacklogShare: defaultBacklogShare}
 	if b == nil {
 		return nil
 	}
@@ -450,8 +459,8 @@ func decodeQueue(b *queueBlock, q *QueueConfig, spoolFsync spool.FsyncPolicy) hc
 		q.Type = *b.Type
 		switch q.Type {
 		case "memory":
+			q.MaxBytes = defaultQueueBytes
 		case "disk":
-			q.MaxBytes = defaultDiskQueueBytes
 		default:
 			errs = append(errs, conf.Field("type", fmt.Errorf("unknown queue type %q (want \"memory\" or \"disk\")", q.Type)))
 		}
@@ -460,7 +469,7 @@ func decodeQueue(b *queueBlock, q *QueueConfig, spoolFsync spool.FsyncPolicy) hc
 		q.MaxEvents = *b.MaxEvents
 		switch {
 		case q.Type == "disk":
-			errs = append(errs, conf.Field("max_events", errors.New(`only memory queues take max_events; bound a disk queue with max_size`)))
+			errs = append(errs, conf.Field("max_events", errors.New(`only memory queues take max_events (queues are on disk unless type = "memory"); bound a disk queue with max_size`)))
 		case q.MaxEvents < 1 || q.MaxEvents > maxQueueEvents:
 			errs = append(errs, conf.Field("max_events", fmt.Errorf("must be between 1 and %d, got %d", maxQueueEvents, q.MaxEvents)))
 		}
@@ -489,6 +498,28 @@ func decodeQueue(b *queueBlock, q *QueueConfig, spoolFsync spool.FsyncPolicy) hc
 		}
 		errs = append(errs, conf.Field("fsync", err))
 		q.Fsync = p
+	}
+	if b.Replay != nil {
+		q.Replay = *b.Replay
+		var err error
+		switch {
+		case q.Replay != "fifo" && q.Replay != "live_first":
+			err = fmt.Errorf("unknown replay order %q (want \"fifo\" or \"live_first\")", q.Replay)
+		case q.Type != "disk":
+			err = errors.New("only disk queues take replay (a memory queue is always FIFO)")
+		}
+		errs = append(errs, conf.Field("replay", err))
+	}
+	if b.BacklogShare != nil {
+		q.BacklogShare = *b.BacklogShare
+		var err error
+		switch {
+		case !(q.BacklogShare > 0 && q.BacklogShare < 1):
+			err = fmt.Errorf("must be greater than 0 and less than 1, got %g", q.BacklogShare)
+		case q.Replay != "live_first":
+			err = errors.New(`backlog_share applies only with replay = "live_first"`)
+		}
+		errs = append(errs, conf.Field("backlog_share", err))
 	}
 	return prefixed("queue.", fieldDiags(b.Body, b.Body.MissingItemRange(), errors.Join(errs...)))
 }

@@ -48,7 +48,7 @@ func TestDiagnosticsGolden(t *testing.T) {
 
 func TestLoadDefaultsAndEnv(t *testing.T) {
 	t.Setenv("SLUICE_TEST_SIZE", "2MiB")
-	cfg := mustLoad(t, `
+	cfg := mustLoadAsIs(t, `
 input "feed" "in" {}
 output "capture" "a" {
   size = env("SLUICE_TEST_SIZE")
@@ -56,6 +56,7 @@ output "capture" "a" {
 output "capture" "b" {
   size = env("SLUICE_TEST_UNSET_WITH_DEFAULT", "1KiB")
   queue {
+    type       = "memory"
     max_events = 5
     max_size   = "1MiB"
     when_full  = "drop_newest"
@@ -74,15 +75,15 @@ output "capture" "b" {
 route "all" {
   to = [output.capture.a]
 }`)
-	if cfg.MemoryLimit != 48<<20 || cfg.QueueBytes() != defaultQueueBytes+1<<20 {
+	if cfg.MemoryLimit != 48<<20 || cfg.QueueBytes() != 1<<20 {
 		t.Errorf("memory_limit = %d, queue bytes = %d", cfg.MemoryLimit, cfg.QueueBytes())
 	}
 	if cfg.DataDir != "data" || cfg.ShutdownTimeout != defaultShutdownTimeout || cfg.AdminListen != "" {
 		t.Errorf("defaults: data_dir=%q shutdown=%v admin=%q", cfg.DataDir, cfg.ShutdownTimeout, cfg.AdminListen)
 	}
 	a, b := cfg.Outputs[0], cfg.Outputs[1]
-	if a.Queue != (QueueConfig{Type: "memory", MaxEvents: defaultQueueEvents, MaxBytes: defaultQueueBytes, WhenFull: "block",
-		Fsync: spool.FsyncPolicy{Every: time.Second}, Dir: filepath.Join("data", "spool", "a")}) {
+	if a.Queue != (QueueConfig{Type: "disk", MaxEvents: defaultQueueEvents, MaxBytes: defaultDiskQueueBytes, WhenFull: "block",
+		Fsync: spool.FsyncPolicy{Every: time.Second}, Dir: filepath.Join("data", "spool", "a"), Replay: "fifo", BacklogShare: defaultBacklogShare}) {
 		t.Errorf("default queue = %+v", a.Queue)
 	}
 	if a.Batch != (BatchConfig{MaxEvents: defaultBatchEvents, MaxBytes: defaultBatchBytes, MaxWait: defaultBatchWait}) {

@@ -30,10 +30,30 @@ import (
 // starts at the first unacknowledged record after Open, so a restart
 // redelivers everything not acknowledged); Ack acknowledges a batch's
 // sequence range.
+//
+// Live-first replay (replay = "live_first"): when Read finds the reader at
+// least backlogMin events behind the head (after a restart, or when the
+// destination comes back from an outage), everything appended so far
+// becomes the backlog [bcur, split) and the cursor jumps to the head. From
+// then on each Read serves live events (appended after the split) first,
+// and a backlog batch whenever the backlog's part of the events delivered
+// since the split is below backlogShare, or when no live event is waiting
+// (the backlog never idles a free destination). Batches stay contiguous
+// sequence ranges, acknowledged out of order by the spool's ack ranges, so
+// a restart in the middle redelivers exactly what was not acknowledged.
+// Once the backlog is gone Read is plain FIFO again.
 type diskQueue struct {
 	q      *spool.Queue
 	log    *slog.Logger
-	cursor uint64 // next seq to read; only the worker touches it
+	cursor uint64 // next seq to read (live-first: the live cursor); only the worker touches it
+
+	liveFirst    bool
+	backlogShare float64
+	// Live-first state; only the worker touches it. split == 0: no backlog.
+	split, bcur            uint64
+	liveRead, backRead     uint64        // events read from each side since the split
+	backlogLeft            atomic.Uint64 // split - bcur, for the metrics
+	replayLive, replayBack atomic.Uint64 // events read from each side in live-first mode, since start
 
 	ringMu sync.Mutex
 	ring   [ringSize]ringEntry
@@ -55,6 +75,11 @@ type ringEntry struct {
 // (about 5 MiB of typical events).
 const ringSize = 8192
 
+// backlogMin is how far (in events) a live-first reader must be behind the
+// head for the queue to count as holding a backlog: about the ring's
+// reach, beyond which the events are read back from disk anyway.
+const backlogMin = ringSize
+
 // openDiskQueue opens (and recovers) the queue in dir.
 func openDiskQueue(dir string, c QueueConfig, log *slog.Logger) (*diskQueue, error) {
 	seg := int64(spool.DefaultSegmentBytes)
@@ -73,7 +98,8 @@ func openDiskQueue(dir string, c QueueConfig, log *slog.Logger) (*diskQueue, err
 		return nil, err
 	}
 	first, _ := q.Bounds()
-	d := &diskQueue{q: q, log: log, cursor: first, notify: make(chan struct{}, 1)}
+	d := &diskQueue{q: q, log: log, cursor: first, notify: make(chan struct{}, 1),
+		liveFirst: c.Replay == "live_first", backlogShare: c.BacklogShare}
 	d.readPos.Store(first)
 	return d, nil
 }
@@ -141,6 +167,72 @@ func (d *diskQueue) gather(b *Batch, next uint64, lim BatchConfig) (miss bool) {
 }
 
 func (d *diskQueue) Read(ctx context.Context, lim BatchConfig) (Batch, error) {
+	if !d.liveFirst {
+		return d.readFIFO(ctx, lim)
+	}
+	if d.split == 0 {
+		if _, next := d.q.Bounds(); next-d.cursor >= backlogMin {
+			d.split, d.bcur, d.liveRead, d.backRead = next, d.cursor, 0, 0
+			d.backlogLeft.Store(next - d.cursor)
+			d.cursor = next
+			d.readPos.Store(next)
+			d.log.Info("disk queue holds a backlog: delivering new events first",
+				"backlog_events", next-d.bcur, "backlog_share", d.backlogShare)
+		}
+	}
+	if d.split == 0 {
+		return d.readFIFO(ctx, lim)
+	}
+	_, next := d.q.Bounds()
+	owed := float64(d.backRead) < d.backlogShare*float64(d.liveRead+d.backRead+1)
+	if d.cursor < next && !owed {
+		// Live events are waiting: take what is there now rather than wait
+		// for a full batch while the backlog could be moving.
+		now := lim
+		now.MaxWait = 0
+		b, err := d.readFIFO(ctx, now)
+		d.liveRead += uint64(len(b.Events))
+		d.replayLive.Add(uint64(len(b.Events)))
+		return b, err
+	}
+	b, err := d.readBacklog(ctx, lim)
+	if err != nil || len(b.Events) > 0 || b.Last != 0 {
+		return b, err
+	}
+	return d.readFIFO(ctx, lim) // the backlog just ran out
+}
+
+// readBacklog reads the next batch of the live-first backlog [bcur, split)
+// from disk; when the backlog is exhausted it ends live-first mode and
+// returns an empty Batch (Last == 0).
+func (d *diskQueue) readBacklog(ctx context.Context, lim BatchConfig) (Batch, error) {
+	var b Batch
+	if d.bcur < d.split {
+		recs, err := d.retryRead(ctx, func() ([]spool.Record, error) {
+			return d.q.ReadRange(d.bcur, d.split, lim.MaxEvents, lim.MaxBytes)
+		})
+		if err != nil {
+			return Batch{}, err
+		}
+		b = d.decode(recs)
+	}
+	if b.Last != 0 {
+		d.bcur = b.Last + 1
+		d.backRead += uint64(len(b.Events))
+		d.replayBack.Add(uint64(len(b.Events)))
+	}
+	if b.Last == 0 || d.bcur >= d.split {
+		// Nothing unacknowledged is left below the split.
+		d.log.Info("backlog handed out: the disk queue is FIFO again", "live_events", d.liveRead, "backlog_events", d.backRead)
+		d.split, d.bcur = 0, 0
+	}
+	d.backlogLeft.Store(d.split - d.bcur)
+	return b, nil
+}
+
+// readFIFO reads the next batch at the cursor: from the ring while it holds
+// the cursor, else from disk.
+func (d *diskQueue) readFIFO(ctx context.Context, lim BatchConfig) (Batch, error) {
 	var b Batch
 	var timer <-chan time.Time
 	for {
@@ -183,22 +275,33 @@ func (d *diskQueue) Read(ctx context.Context, lim BatchConfig) (Batch, error) {
 	return b, nil
 }
 
-// readSpool reads a batch back from disk from the cursor. A read error
-// (EMFILE, EIO, …) is logged and retried every readRetry until ctx ends:
-// nothing is skipped.
+// readSpool reads a batch back from disk at the cursor and advances it.
 func (d *diskQueue) readSpool(ctx context.Context, lim BatchConfig) (Batch, error) {
-	var recs []spool.Record
+	recs, err := d.retryRead(ctx, func() ([]spool.Record, error) {
+		return d.q.Read(ctx, d.cursor, lim.MaxEvents, lim.MaxBytes, lim.MaxWait)
+	})
+	if err != nil {
+		return Batch{}, err
+	}
+	b := d.decode(recs)
+	d.cursor = b.Last + 1
+	d.readPos.Store(d.cursor)
+	return b, nil
+}
+
+// retryRead calls read until it succeeds. A read error (EMFILE, EIO, …) is
+// logged and retried every readRetry until ctx ends: nothing is skipped.
+func (d *diskQueue) retryRead(ctx context.Context, read func() ([]spool.Record, error)) ([]spool.Record, error) {
 	for {
-		var err error
-		recs, err = d.q.Read(ctx, d.cursor, lim.MaxEvents, lim.MaxBytes, lim.MaxWait)
+		recs, err := read()
 		if errors.Is(err, spool.ErrClosed) {
-			return Batch{}, ErrQueueClosed
+			return nil, ErrQueueClosed
 		}
 		if err == nil {
-			break
+			return recs, nil
 		}
 		if ctx.Err() != nil {
-			return Batch{}, ctx.Err()
+			return nil, ctx.Err()
 		}
 		d.log.Warn("reading the disk queue failed; retrying", "err", err, "in", readRetry)
 		t := time.NewTimer(readRetry)
@@ -206,13 +309,19 @@ func (d *diskQueue) readSpool(ctx context.Context, lim BatchConfig) (Batch, erro
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return Batch{}, ctx.Err()
+			return nil, ctx.Err()
 		}
+	}
+}
+
+// decode turns records into a Batch (empty for no records). Record data is
+// ours (the spool hands it over): events decode in place into one slab.
+func (d *diskQueue) decode(recs []spool.Record) Batch {
+	if len(recs) == 0 {
+		return Batch{}
 	}
 	d.diskReads.Add(1)
 	b := Batch{Events: make([]*event.Event, 0, len(recs)), First: recs[0].Seq, Last: recs[len(recs)-1].Seq}
-	// Record data is ours (spool.Read hands it over): decode in place into
-	// one slab of events.
 	slab := make([]event.Event, len(recs))
 	for i, r := range recs {
 		ev := &slab[i]
@@ -226,9 +335,7 @@ func (d *diskQueue) readSpool(ctx context.Context, lim BatchConfig) (Batch, erro
 		b.Events = append(b.Events, ev)
 		b.Bytes += eventSize(ev)
 	}
-	d.cursor = b.Last + 1
-	d.readPos.Store(d.cursor)
-	return b, nil
+	return b
 }
 
 const readRetry = 500 * time.Millisecond

@@ -401,8 +401,10 @@ type queueCollector struct{ r *Router }
 
 // spoolDescs are the disk-queue metrics, read from spool.Stats at scrape.
 var spoolDescs = struct {
-	oldest, appended, acked, dropped, truncated, quarantined, lost, fsyncs, lastFsync, writeErr *prometheus.Desc
+	oldest, appended, acked, dropped, truncated, quarantined, lost, fsyncs, lastFsync, writeErr, backlog, replay *prometheus.Desc
 }{
+	backlog: prometheus.NewDesc("sluice_spool_backlog_events", "Events of a live-first disk queue's backlog still to read (0 when it holds no backlog; always 0 for fifo).", []string{"output"}, nil),
+	replay:  prometheus.NewDesc("sluice_spool_replay_events_total", "Events a live-first disk queue handed out while it held a backlog, by part (live, backlog).", []string{"output", "part"}, nil),
 	oldest:      prometheus.NewDesc("sluice_spool_oldest_event_age_seconds", "Age of the oldest unacknowledged event in a disk queue (0 when empty).", []string{"output"}, nil),
 	appended:    prometheus.NewDesc("sluice_spool_appended_total", "Events appended to a disk queue since start.", []string{"output"}, nil),
 	acked:       prometheus.NewDesc("sluice_spool_acked_total", "Events acknowledged (delivered or dropped) from a disk queue since start.", []string{"output"}, nil),
@@ -424,7 +426,7 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- queueEventsDesc
 	ch <- queueBytesDesc
 	d := spoolDescs
-	for _, desc := range []*prometheus.Desc{d.oldest, d.appended, d.acked, d.dropped, d.truncated, d.quarantined, d.lost, d.fsyncs, d.lastFsync, d.writeErr} {
+	for _, desc := range []*prometheus.Desc{d.oldest, d.appended, d.acked, d.dropped, d.truncated, d.quarantined, d.lost, d.fsyncs, d.lastFsync, d.writeErr, d.backlog, d.replay} {
 		ch <- desc
 	}
 }
@@ -437,6 +439,11 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(queueBytesDesc, prometheus.GaugeValue, float64(b), name)
 		if dq, ok := q.(*diskQueue); ok {
 			collectSpool(ch, dq.q.Stats(), name)
+			ch <- prometheus.MustNewConstMetric(spoolDescs.backlog, prometheus.GaugeValue, float64(dq.backlogLeft.Load()), name)
+			if dq.liveFirst {
+				ch <- prometheus.MustNewConstMetric(spoolDescs.replay, prometheus.CounterValue, float64(dq.replayLive.Load()), name, "live")
+				ch <- prometheus.MustNewConstMetric(spoolDescs.replay, prometheus.CounterValue, float64(dq.replayBack.Load()), name, "backlog")
+			}
 		}
 	}
 }

@@ -143,7 +143,18 @@ func testRegistry() Registry {
 	}
 }
 
+// mustLoad loads src, with data_dir set to a fresh temporary directory
+// unless src sets it (queues are on disk by default).
 func mustLoad(t *testing.T, src string) *Config {
+	t.Helper()
+	if !strings.Contains(src, "data_dir") {
+		src = fmt.Sprintf("data_dir = %q\n", t.TempDir()) + src
+	}
+	return mustLoadAsIs(t, src)
+}
+
+// mustLoadAsIs loads src unchanged.
+func mustLoadAsIs(t *testing.T, src string) *Config {
 	t.Helper()
 	cfg, diags := Load("test.hcl", []byte(src), testRegistry())
 	if diags.HasErrors() {
@@ -375,6 +386,7 @@ input "feed" "in" {}
 output "capture" "stuck" {
   gate = true
   queue {
+    type       = "memory"
     max_events = 1000
     when_full  = "drop_newest"
   }

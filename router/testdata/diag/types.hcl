@@ -19,6 +19,24 @@ output "capture" "a" {
     max     = "10ms"
   }
 }
+output "capture" "b" {
+  queue {
+    type          = "memory"
+    replay        = "live_first"
+    backlog_share = 0.5
+  }
+}
+output "capture" "c" {
+  queue {
+    replay        = "newest"
+    backlog_share = 1.5
+  }
+}
+output "capture" "d" {
+  queue {
+    backlog_share = 0.5
+  }
+}
 spool {
   fsync = "sometimes"
 }
