@@ -403,8 +403,8 @@ type queueCollector struct{ r *Router }
 var spoolDescs = struct {
 	oldest, appended, acked, dropped, truncated, quarantined, lost, fsyncs, lastFsync, writeErr, backlog, replay *prometheus.Desc
 }{
-	backlog: prometheus.NewDesc("sluice_spool_backlog_events", "Events of a live-first disk queue's backlog still to read (0 when it holds no backlog; always 0 for fifo).", []string{"output"}, nil),
-	replay:  prometheus.NewDesc("sluice_spool_replay_events_total", "Events a live-first disk queue handed out while it held a backlog, by part (live, backlog).", []string{"output", "part"}, nil),
+	backlog:     prometheus.NewDesc("sluice_spool_backlog_events", "Events of a live-first disk queue's backlog still to read (0 when it holds no backlog; always 0 for fifo).", []string{"output"}, nil),
+	replay:      prometheus.NewDesc("sluice_spool_replay_events_total", "Events a live-first disk queue handed out while it held a backlog, by part (live, backlog).", []string{"output", "part"}, nil),
 	oldest:      prometheus.NewDesc("sluice_spool_oldest_event_age_seconds", "Age of the oldest unacknowledged event in a disk queue (0 when empty).", []string{"output"}, nil),
 	appended:    prometheus.NewDesc("sluice_spool_appended_total", "Events appended to a disk queue since start.", []string{"output"}, nil),
 	acked:       prometheus.NewDesc("sluice_spool_acked_total", "Events acknowledged (delivered or dropped) from a disk queue since start.", []string{"output"}, nil),

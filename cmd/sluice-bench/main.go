@@ -203,6 +203,10 @@ func runSluice(bin string, sc scenario, payload []byte, n int, o sluiceOpts) (re
 	defer os.RemoveAll(dir)
 	port, _ := freePort()
 	admin, _ := freePort()
+	fsync := ""
+	if o.queue == "disk" {
+		fsync = fmt.Sprintf("fsync = %q", o.fsync)
+	}
 	comp, path := `compression = "none"`, "out.log"
 	if sc.level > 0 {
 		comp, path = fmt.Sprintf("compression = \"gzip\"\n  level = %d", sc.level), "out.log.gz"
@@ -221,13 +225,13 @@ output "archive" "bench" {
   %s
   queue {
     type  = %q
-    fsync = %q
+    %s
   }
 }
 route "all" {
   to = [output.archive.bench]
 }
-`, admin, port, path, comp, o.queue, o.fsync)
+`, admin, port, path, comp, o.queue, fsync)
 	if err := os.WriteFile(filepath.Join(dir, "bench.hcl"), []byte(cfg), 0o644); err != nil {
 		return result{}, err
 	}

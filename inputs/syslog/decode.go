@@ -253,13 +253,13 @@ func (b *batch) full(s *settings) bool {
 	return len(b.evs) >= s.maxBatch || b.rawLen >= s.maxBatchRaw
 }
 
-// take returns the batch's events and resets it, returning the parse
-// failures and raw bytes it held.
-func (b *batch) take() (evs []*event.Event, fails, nbytes int) {
-	evs, fails, nbytes = b.evs, b.fails, b.rawLen
-	b.last = len(evs)
+// take returns the batch's events, parse failures and raw bytes, and
+// resets it.
+func (b *batch) take() taken {
+	t := taken{evs: b.evs, fails: b.fails, nbytes: b.rawLen}
+	b.last = len(b.evs)
 	b.evs, b.fails, b.rawLen = nil, 0, 0
-	return evs, fails, nbytes
+	return t
 }
 
 // flush emits the batch (if not empty) and updates the metrics. An error
@@ -269,21 +269,94 @@ func (b *batch) flush(ctx context.Context, sink inputs.Sink, m *inputs.Metrics) 
 	if len(b.evs) == 0 {
 		return nil
 	}
-	evs, fails, nbytes := b.take()
-	if fails > 0 {
-		m.ParseFailures.Add(float64(fails))
+	return emit(ctx, sink, m, b.take())
+}
+
+// taken is a batch handed over by batch.take.
+type taken struct {
+	evs           []*event.Event
+	fails, nbytes int
+}
+
+func emit(ctx context.Context, sink inputs.Sink, m *inputs.Metrics, t taken) error {
+	if t.fails > 0 {
+		m.ParseFailures.Add(float64(t.fails))
 	}
-	if err := sink.Emit(ctx, evs); err != nil {
-		reason := "emit_error"
-		if ctx.Err() != nil || errors.Is(err, inputs.ErrClosed) {
-			reason = "shutdown"
-		}
-		m.Dropped.WithLabelValues(reason).Add(float64(len(evs)))
+	if err := sink.Emit(ctx, t.evs); err != nil {
+		countDropped(ctx, m, err, len(t.evs))
 		return err
 	}
-	m.Events.Add(float64(len(evs)))
-	m.Bytes.Add(float64(nbytes))
+	m.Events.Add(float64(len(t.evs)))
+	m.Bytes.Add(float64(t.nbytes))
 	return nil
+}
+
+func countDropped(ctx context.Context, m *inputs.Metrics, err error, n int) {
+	reason := "emit_error"
+	if ctx.Err() != nil || errors.Is(err, inputs.ErrClosed) {
+		reason = "shutdown"
+	}
+	m.Dropped.WithLabelValues(reason).Add(float64(n))
+}
+
+// emitPipe emits a stream connection's batches from a goroutine of its own,
+// so the connection's next frames are read and parsed while the previous
+// batch is emitted (on a disk queue, encoded and written). At most one
+// batch waits between them, so backpressure still reaches the reader a
+// batch later. The connection's goroutine calls send and, once, close;
+// nothing else touches a pipe.
+type emitPipe struct {
+	ctx    context.Context
+	ch     chan taken
+	failed chan struct{} // closed once an Emit failed; err is set before
+	done   chan struct{} // closed when the goroutine has ended
+	err    error
+}
+
+// newEmitPipe starts the pipe's goroutine; onFail runs (on that goroutine)
+// when an Emit fails, to unblock a reader waiting for its peer.
+func newEmitPipe(ctx context.Context, sink inputs.Sink, m *inputs.Metrics, onFail func()) *emitPipe {
+	p := &emitPipe{ctx: ctx, ch: make(chan taken, 1), failed: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		for t := range p.ch {
+			if p.err != nil {
+				countDropped(ctx, m, p.err, len(t.evs))
+				continue
+			}
+			if err := emit(ctx, sink, m, t); err != nil {
+				p.err = err
+				close(p.failed)
+				onFail()
+			}
+		}
+	}()
+	return p
+}
+
+// send hands b's events (if any) to the pipe. It returns the error of an
+// Emit that failed (this batch is then counted as dropped and not sent);
+// the caller should close the pipe and stop reading.
+func (p *emitPipe) send(b *batch, m *inputs.Metrics) error {
+	if len(b.evs) == 0 {
+		return nil
+	}
+	t := b.take()
+	select {
+	case p.ch <- t:
+		return nil
+	case <-p.failed:
+		countDropped(p.ctx, m, p.err, len(t.evs))
+		return p.err
+	}
+}
+
+// close waits until every batch sent has been emitted (or counted as
+// dropped) and returns the first Emit error.
+func (p *emitPipe) close() error {
+	close(p.ch)
+	<-p.done
+	return p.err
 }
 
 // bytesString returns b as a string without copying. b must never change

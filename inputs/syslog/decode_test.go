@@ -20,7 +20,7 @@ func decodeOne(t *testing.T, format, frame string, recv time.Time) (*event.Event
 	var b batch
 	b.add(d, []byte(frame), recv, "192.0.2.1:514", "192.0.2.1")
 	fails := b.fails
-	evs, _, _ := b.take()
+	evs := b.take().evs
 	if len(evs) != 1 {
 		t.Fatalf("got %d events", len(evs))
 	}

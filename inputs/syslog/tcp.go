@@ -137,20 +137,35 @@ func (in *Input) serveConn(ctx context.Context, c net.Conn, sink inputs.Sink) {
 		}
 	})
 	dec := newDecoder(in.s.format, in.s.loc, in.name, in.s.stream)
+	// A failed Emit closes the connection: the reader may be waiting for
+	// a peer with nothing more to say (the caller's Close is then a no-op).
+	pipe := newEmitPipe(ctx, sink, in.metrics, func() { c.Close() })
+	if err := in.readFrames(ctx, fr, dec, pipe, origin, host, log); err != nil {
+		pipe.close()
+		in.emitFailed(ctx, log, err)
+		return
+	}
+	if err := pipe.close(); err != nil {
+		in.emitFailed(ctx, log, err)
+	}
+}
+
+// readFrames reads, parses and sends batches to pipe until the connection
+// ends (nil: the caller closes the pipe and reports its error) or an Emit
+// fails (that error).
+func (in *Input) readFrames(ctx context.Context, fr *framer, dec *decoder, pipe *emitPipe, origin, host string, log *slog.Logger) error {
 	var b batch
 	for {
 		frame, err := fr.next(b.len() == 0)
 		if err == errWouldBlock {
-			if err := b.flush(ctx, sink, in.metrics); err != nil {
-				in.emitFailed(ctx, log, err)
-				return
+			if err := pipe.send(&b, in.metrics); err != nil {
+				return err
 			}
 			continue
 		}
 		if err != nil {
-			if ferr := b.flush(ctx, sink, in.metrics); ferr != nil {
-				in.emitFailed(ctx, log, ferr)
-				return
+			if ferr := pipe.send(&b, in.metrics); ferr != nil {
+				return ferr
 			}
 			var ne net.Error
 			switch {
@@ -165,13 +180,12 @@ func (in *Input) serveConn(ctx context.Context, c net.Conn, sink inputs.Sink) {
 			default:
 				log.Debug("connection error", "err", err)
 			}
-			return
+			return nil
 		}
 		b.add(dec, frame, fr.readAt, origin, host)
 		if b.full(in.s) {
-			if err := b.flush(ctx, sink, in.metrics); err != nil {
-				in.emitFailed(ctx, log, err)
-				return
+			if err := pipe.send(&b, in.metrics); err != nil {
+				return err
 			}
 		}
 	}
