@@ -2,6 +2,8 @@
 //
 //	sluice run -config FILE        run the daemon
 //	sluice validate -config FILE   check a configuration; exit 0 if valid, 1 otherwise
+//	sluice spool status -config FILE | -dir DIR [-json]
+//	                               print the disk queues' backlogs (read-only; works while the daemon runs)
 //	sluice version                 print the version
 package main
 
@@ -38,6 +40,8 @@ const usage = `usage: sluice <command> [flags]
 commands:
   run       -config FILE   run the router
   validate  -config FILE   check a configuration and print every error
+  spool status (-config FILE | -dir DIR) [-json]
+                           print each disk queue's backlog (read-only)
   version                  print the version
 `
 
@@ -51,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(args[1:], stderr)
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr)
+	case "spool":
+		return cmdSpool(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "sluice %s\n", version)
 		return 0
