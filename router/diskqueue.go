@@ -36,9 +36,10 @@ import (
 // destination comes back from an outage), everything appended so far
 // becomes the backlog [bcur, split) and the cursor jumps to the head. From
 // then on each Read serves live events (appended after the split) first,
-// and a backlog batch whenever the backlog's part of the events delivered
-// since the split is below backlogShare, or when no live event is waiting
-// (the backlog never idles a free destination). Batches stay contiguous
+// and a backlog batch whenever the backlog's part of the events read since
+// live events have been waiting is below backlogShare, or when no live
+// event is waiting (the backlog never idles a free destination, and that
+// time is not counted against its share). Batches stay contiguous
 // sequence ranges, acknowledged out of order by the spool's ack ranges, so
 // a restart in the middle redelivers exactly what was not acknowledged.
 // Once the backlog is gone Read is plain FIFO again.
@@ -194,6 +195,11 @@ func (d *diskQueue) Read(ctx context.Context, lim BatchConfig) (Batch, error) {
 		d.liveRead += uint64(len(b.Events))
 		d.replayLive.Add(uint64(len(b.Events)))
 		return b, err
+	}
+	if d.cursor >= next {
+		// No live event waiting: the backlog has the destination to
+		// itself, and that does not count against its share later.
+		d.liveRead, d.backRead = 0, 0
 	}
 	b, err := d.readBacklog(ctx, lim)
 	if err != nil || len(b.Events) > 0 || b.Last != 0 {
