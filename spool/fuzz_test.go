@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"testing"
 )
@@ -14,8 +16,9 @@ import (
 // files (truncation, bit flips, zeroed ranges, deleted and duplicated
 // segments, garbage ack state) and reopens it: Open must succeed without
 // panicking, every record returned must carry a valid, increasing seq and
-// exactly the payload appended with that seq, the queue must accept
-// appends, and a second Open must find nothing left to repair.
+// exactly the payload appended with that seq, every unacknowledged record
+// of a segment file the damage did not touch must be returned, the queue
+// must accept appends, and a second Open must find nothing left to repair.
 func FuzzOpen(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{0, 0, 1, 50})
@@ -64,6 +67,17 @@ func FuzzOpen(f *testing.F) {
 			sort.Strings(out)
 			return out
 		}
+		// The segment files as written, before any damage.
+		orig := map[string][]byte{}
+		for _, name := range files() {
+			if _, ok := parseSegName(name); ok {
+				b, err := os.ReadFile(filepath.Join(dir, name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				orig[name] = b
+			}
+		}
 		for len(prog) >= 4 {
 			op, fi, a, b := prog[0]%7, prog[1], int(prog[2]), int(prog[3])
 			prog = prog[4:]
@@ -110,6 +124,8 @@ func FuzzOpen(f *testing.F) {
 			}
 		}
 
+		mustSurvive := intactRecords(t, dir, orig)
+
 		q, err = Open(opts)
 		if err != nil {
 			t.Fatalf("Open after damage: %v", err)
@@ -123,6 +139,12 @@ func FuzzOpen(f *testing.F) {
 			if i > 0 && r.Seq <= recs[i-1].Seq {
 				t.Fatalf("seq %d after %d", r.Seq, recs[i-1].Seq)
 			}
+		}
+		for _, r := range recs {
+			delete(mustSurvive, r.Seq)
+		}
+		if len(mustSurvive) > 0 {
+			t.Fatalf("%d records of untouched segments missing, e.g. seq %d", len(mustSurvive), slices.Min(slices.Collect(maps.Keys(mustSurvive))))
 		}
 		first, _, err := q.Append(context.Background(), [][]byte{[]byte("after")})
 		if err != nil {
@@ -150,4 +172,46 @@ func FuzzOpen(f *testing.F) {
 			t.Fatalf("second open read %v, want %v", seqs(again), seqs(got))
 		}
 	})
+}
+
+// intactRecords returns the seqs that must survive the damage done to dir:
+// the records of each segment file whose bytes are unchanged and whose seq
+// range no other segment file's name now falls into (a segment's records
+// must stay below the next segment's first seq), minus those the ack file
+// now on disk, if it is valid, acknowledges.
+func intactRecords(t *testing.T, dir string, orig map[string][]byte) map[uint64]bool {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []uint64
+	for _, e := range ents {
+		if s, ok := parseSegName(e.Name()); ok {
+			names = append(names, s)
+		}
+	}
+	st, ackErr := readAckFile(dir)
+	out := map[uint64]bool{}
+	for name, want := range orig {
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || !bytes.Equal(got, want) {
+			continue
+		}
+		first, _ := parseSegName(name)
+		locs := segRecords(t, want)
+		if len(locs) == 0 {
+			continue
+		}
+		end := locs[len(locs)-1].seq + 1
+		if slices.ContainsFunc(names, func(s uint64) bool { return s > first && s < end }) {
+			continue
+		}
+		for _, r := range locs {
+			if ackErr != nil || !st.covers(r.seq, r.seq) {
+				out[r.seq] = true
+			}
+		}
+	}
+	return out
 }

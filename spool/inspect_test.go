@@ -140,7 +140,7 @@ func TestInspectOpenQueueThenClosed(t *testing.T) {
 		t.Fatalf("Stats.Records = %d, want %d", st.Records, pending)
 	}
 	in := inspectUntil(t, dir, func(in spool.Inspection) bool {
-		return in.Floor == 251 && in.Segments == q.Stats().Segments
+		return in.Floor == 251 && in.AckRanges == 1 && in.Segments == q.Stats().Segments
 	})
 	st = q.Stats()
 	if in.Records != pending || in.Bytes != st.Bytes || in.Segments != st.Segments {
