@@ -401,8 +401,9 @@ type queueCollector struct{ r *Router }
 
 // spoolDescs are the disk-queue metrics, read from spool.Stats at scrape.
 var spoolDescs = struct {
-	oldest, appended, acked, dropped, truncated, quarantined, lost, fsyncs, lastFsync, writeErr, backlog, replay *prometheus.Desc
+	oldest, appended, acked, dropped, truncated, quarantined, lost, fsyncs, lastFsync, writeErr, backlog, replay, fsyncTime *prometheus.Desc
 }{
+	fsyncTime:   prometheus.NewDesc("sluice_spool_fsync_seconds_total", "Total time spent in fdatasync on a disk queue's segments (divide by sluice_spool_fsyncs_total for the mean).", []string{"output"}, nil),
 	backlog:     prometheus.NewDesc("sluice_spool_backlog_events", "Events of a live-first disk queue's backlog still to read (0 when it holds no backlog; always 0 for fifo).", []string{"output"}, nil),
 	replay:      prometheus.NewDesc("sluice_spool_replay_events_total", "Events a live-first disk queue handed out while it held a backlog, by part (live, backlog).", []string{"output", "part"}, nil),
 	oldest:      prometheus.NewDesc("sluice_spool_oldest_event_age_seconds", "Age of the oldest unacknowledged event in a disk queue (0 when empty).", []string{"output"}, nil),
@@ -426,7 +427,7 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- queueEventsDesc
 	ch <- queueBytesDesc
 	d := spoolDescs
-	for _, desc := range []*prometheus.Desc{d.oldest, d.appended, d.acked, d.dropped, d.truncated, d.quarantined, d.lost, d.fsyncs, d.lastFsync, d.writeErr, d.backlog, d.replay} {
+	for _, desc := range []*prometheus.Desc{d.oldest, d.appended, d.acked, d.dropped, d.truncated, d.quarantined, d.lost, d.fsyncs, d.lastFsync, d.writeErr, d.backlog, d.replay, d.fsyncTime} {
 		ch <- desc
 	}
 }
@@ -472,6 +473,7 @@ func collectSpool(ch chan<- prometheus.Metric, st spool.Stats, name string) {
 		{d.lost, prometheus.CounterValue, float64(st.LostRecords)},
 		{d.fsyncs, prometheus.CounterValue, float64(st.Fsyncs)},
 		{d.lastFsync, prometheus.GaugeValue, st.LastFsync.Seconds()},
+		{d.fsyncTime, prometheus.CounterValue, st.FsyncTime.Seconds()},
 		{d.writeErr, prometheus.GaugeValue, werr},
 	} {
 		ch <- prometheus.MustNewConstMetric(m.desc, m.typ, m.v, name)

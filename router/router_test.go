@@ -602,6 +602,11 @@ output "capture" "stuck" {
     type = "disk"
   }
 }
+output "capture" "lf" {
+  queue {
+    replay = "live_first"
+  }
+}
 route "all" {
   to = [output.capture.stuck]
 }`)
@@ -621,6 +626,10 @@ route "all" {
 		`sluice_spool_write_error{output="stuck"} 0`,
 		`sluice_spool_lost_events_total{output="stuck"} 0`,
 		`sluice_spool_oldest_event_age_seconds{output="stuck"} `,
+		`sluice_spool_fsync_seconds_total{output="stuck"} `,
+		`sluice_spool_backlog_events{output="stuck"} 0`,
+		`sluice_spool_replay_events_total{output="lf",part="backlog"} 0`,
+		`sluice_spool_replay_events_total{output="lf",part="live"} 0`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)

@@ -108,19 +108,20 @@ type Record struct {
 
 // Stats is a snapshot of the queue's counters.
 type Stats struct {
-	Records          uint64    // unacknowledged records
-	Bytes            int64     // record bytes of segments holding unacknowledged records (what MaxBytes bounds)
-	Segments         int       // segment files in use
-	OldestAppended   time.Time // approx. append time of the oldest unacked record; zero if empty
-	Appended         uint64    // records appended since Open
-	Acked            uint64    // records newly acknowledged since Open
-	Dropped          uint64    // records dropped because the queue was full (DropWhenFull)
-	TruncatedBytes   uint64    // torn-tail bytes cut off at Open
-	QuarantinedBytes uint64    // damaged bytes moved aside (*.corrupt) at Open
-	LostRecords      uint64    // seqs found missing or damaged (at Open or while reading)
-	Fsyncs           uint64    // fdatasync calls on segment files
-	LastFsync        time.Duration
-	WriteErr         error // sticky write/fsync error, nil if none
+	Records          uint64        // unacknowledged records
+	Bytes            int64         // record bytes of segments holding unacknowledged records (what MaxBytes bounds)
+	Segments         int           // segment files in use
+	OldestAppended   time.Time     // approx. append time of the oldest unacked record; zero if empty
+	Appended         uint64        // records appended since Open
+	Acked            uint64        // records newly acknowledged since Open
+	Dropped          uint64        // records dropped because the queue was full (DropWhenFull)
+	TruncatedBytes   uint64        // torn-tail bytes cut off at Open
+	QuarantinedBytes uint64        // damaged bytes moved aside (*.corrupt) at Open
+	LostRecords      uint64        // seqs found missing or damaged (at Open or while reading)
+	Fsyncs           uint64        // fdatasync calls on segment files
+	FsyncTime        time.Duration // their total duration
+	LastFsync        time.Duration // the latest one's duration
+	WriteErr         error         // sticky write/fsync error, nil if none
 }
 
 // segment is one segment file: records [first, end) occupying bytes
@@ -212,6 +213,7 @@ type Queue struct {
 	truncated, quarantined, lost atomic.Uint64
 	fsyncs                       atomic.Uint64
 	lastFsync                    atomic.Int64
+	fsyncTime                    atomic.Int64
 }
 
 // Open opens (creating if needed) the queue in opts.Dir, takes its LOCK and
@@ -649,6 +651,7 @@ func (q *Queue) fdatasync(f *os.File, path string) error {
 	d := time.Since(start)
 	q.fsyncs.Add(1)
 	q.lastFsync.Store(int64(d))
+	q.fsyncTime.Add(int64(d))
 	if d > time.Second {
 		q.log.Warn("spool: slow fdatasync", "path", path, "duration", d)
 	}
@@ -787,6 +790,7 @@ func (q *Queue) Stats() Stats {
 	s.LostRecords = q.lost.Load()
 	s.Fsyncs = q.fsyncs.Load()
 	s.LastFsync = time.Duration(q.lastFsync.Load())
+	s.FsyncTime = time.Duration(q.fsyncTime.Load())
 	s.WriteErr = q.stickyErr()
 	return s
 }
