@@ -1,16 +1,19 @@
 // Command sluice-bench is the end-to-end benchmark behind `make bench`: it
 // sends N RFC 5424 messages (~258 bytes) over one TCP connection to the
-// built sluice binary archiving them (plain, gzip level 1, gzip level 6) and
-// prints msgs/s, MiB/s, CPU seconds and peak RSS. When rsyslogd is installed
-// it runs the same load against rsyslog (imptcp → omfile, zipLevel) in the
-// same run and prints the ratio.
+// built sluice binary archiving them (plain, gzip level 1, gzip level 6) or
+// forwarding them with the http output as NDJSON (plain or gzip level 1) to
+// a counting HTTP sink inside this process, and prints msgs/s, MiB/s, CPU
+// seconds and peak RSS. When rsyslogd is installed it runs the same archive
+// load against rsyslog (imptcp → omfile, zipLevel) in the same run and
+// prints the ratio.
 //
 // Timing: from the first byte sent until every message is written; CPU
 // and peak RSS are whole-process figures from rusage after exit. For Sluice
 // "written" is sluice_output_sent_events_total == N (the archive's write(2)
-// returned); for rsyslog it is when a second action, run after the archive
+// returned, or the HTTP sink answered every event); for rsyslog it is when a second action, run after the archive
 // action for the last message only, has written it to a marker file. Line
-// counts are verified for both after exit.
+// counts (archive files, or NDJSON lines the HTTP sink received) are verified
+// after exit.
 package main
 
 import (
@@ -28,6 +31,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -36,7 +40,7 @@ func main() {
 	sluice := flag.String("sluice", "bin/sluice", "path to the sluice binary")
 	n := flag.Int("n", 1_000_000, "messages per run")
 	runs := flag.Int("runs", 1, "runs per scenario (the median is reported)")
-	only := flag.String("only", "", "comma-separated scenarios to run (plain,gzip1,gzip6); empty = all")
+	only := flag.String("only", "", "comma-separated scenarios to run (plain,gzip1,gzip6,http,httpgz); empty = all")
 	noRsyslog := flag.Bool("no-rsyslog", false, "skip rsyslog even if installed")
 	var o sluiceOpts
 	flag.StringVar(&o.queue, "queue", "memory", `Sluice's queue for the archive output: "memory" or "disk"`)
@@ -52,7 +56,8 @@ func main() {
 
 type scenario struct {
 	name  string
-	level int // 0 = no compression
+	level int  // 0 = no compression
+	http  bool // the http output (NDJSON) to an in-process sink, not the archive
 }
 
 type result struct {
@@ -88,7 +93,7 @@ func run(bin string, n, runs int, only string, noRsyslog bool, o sluiceOpts) err
 	if rsyslogd == "" {
 		fmt.Println("rsyslogd not found: Sluice only (apt-get install rsyslog for the side-by-side comparison)")
 	}
-	scenarios := []scenario{{"plain", 0}, {"gzip1", 1}, {"gzip6", 6}}
+	scenarios := []scenario{{"plain", 0, false}, {"gzip1", 1, false}, {"gzip6", 6, false}, {"http", 0, true}, {"httpgz", 1, true}}
 	fmt.Printf("\n%-8s %-8s %12s %9s %9s %12s %9s\n", "scenario", "daemon", "msgs/s", "MiB/s", "cpu s", "cpu µs/msg", "peakRSS")
 	for _, sc := range scenarios {
 		if only != "" && !strings.Contains(","+only+",", ","+sc.name+",") {
@@ -107,7 +112,7 @@ func run(bin string, n, runs int, only string, noRsyslog bool, o sluiceOpts) err
 				return fmt.Errorf("%s sluice: %w", sc.name, err)
 			}
 			sl = append(sl, r)
-			if rsyslogd != "" {
+			if rsyslogd != "" && !sc.http {
 				r, err := runRsyslog(rsyslogd, sc, payload, n)
 				if err != nil {
 					return fmt.Errorf("%s rsyslog: %w", sc.name, err)
@@ -211,6 +216,15 @@ func runSluice(bin string, sc scenario, payload []byte, n int, o sluiceOpts) (re
 	if sc.level > 0 {
 		comp, path = fmt.Sprintf("compression = \"gzip\"\n  level = %d", sc.level), "out.log.gz"
 	}
+	outType, outBody := "archive", fmt.Sprintf("path   = %q\n  format = \"raw\"\n  %s", path, comp)
+	var sink *httpSink
+	if sc.http {
+		if sink, err = startHTTPSink(); err != nil {
+			return result{}, err
+		}
+		defer sink.close()
+		outType, outBody = "http", fmt.Sprintf("url = %q\n  %s", sink.url, comp)
+	}
 	cfg := fmt.Sprintf(`
 data_dir = "data"
 admin {
@@ -219,9 +233,7 @@ admin {
 input "syslog" "bench" {
   listen = ["tcp://127.0.0.1:%d"]
 }
-output "archive" "bench" {
-  path   = %q
-  format = "raw"
+output %q "bench" {
   %s
   queue {
     type  = %q
@@ -229,9 +241,9 @@ output "archive" "bench" {
   }
 }
 route "all" {
-  to = [output.archive.bench]
+  to = [output.%s.bench]
 }
-`, admin, port, path, comp, o.queue, fsync)
+`, admin, port, outType, outBody, o.queue, fsync, outType)
 	if err := os.WriteFile(filepath.Join(dir, "bench.hcl"), []byte(cfg), 0o644); err != nil {
 		return result{}, err
 	}
@@ -268,6 +280,14 @@ route "all" {
 		return result{}, fmt.Errorf("cpu profile: %w", err)
 	}
 	res := stopAndMeasure(cmd, elapsed)
+	if sink != nil {
+		lines, wire, reqs := sink.stats()
+		if lines != int64(n) {
+			return result{}, fmt.Errorf("http sink received %d events; want %d\n%s", lines, n, logs.String())
+		}
+		fmt.Printf("  (http sink: %d requests, %.1f MiB on the wire, %d bytes/event)\n", reqs, float64(wire)/(1<<20), wire/int64(n))
+		return res, nil
+	}
 	got, err := countLines(filepath.Join(dir, path))
 	if err != nil {
 		return result{}, err
@@ -276,6 +296,72 @@ route "all" {
 		return result{}, fmt.Errorf("archive holds %d lines; want %d\n%s", got, n, logs.String())
 	}
 	return res, nil
+}
+
+// httpSink is the http scenarios' destination: an HTTP server in this
+// process that answers 200 to every request and counts requests, body bytes
+// as received, and NDJSON lines (gunzipping Content-Encoding: gzip bodies).
+type httpSink struct {
+	url               string
+	srv               *http.Server
+	done              chan struct{}
+	lines, wire, reqs atomic.Int64
+}
+
+func startHTTPSink() (*httpSink, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s := &httpSink{url: "http://" + ln.Addr().String() + "/ingest", done: make(chan struct{})}
+	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		defer close(s.done)
+		s.srv.Serve(ln)
+	}()
+	return s, nil
+}
+
+func (s *httpSink) serve(w http.ResponseWriter, r *http.Request) {
+	cr := &countingReader{r: r.Body}
+	var body io.Reader = cr
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(cr)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		body = zr
+	}
+	lines, err := countNewlines(body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	s.lines.Add(lines)
+	s.wire.Add(cr.n)
+	s.reqs.Add(1)
+}
+
+func (s *httpSink) stats() (lines, wire, reqs int64) {
+	return s.lines.Load(), s.wire.Load(), s.reqs.Load()
+}
+
+// close stops the server and waits for Serve to return.
+func (s *httpSink) close() {
+	s.srv.Close()
+	<-s.done
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n += int64(k)
+	return k, err
 }
 
 func runRsyslog(rsyslogd string, sc scenario, payload []byte, n int) (result, error) {
@@ -421,11 +507,17 @@ func countLines(path string) (int, error) {
 		}
 		r = zr
 	}
-	buf := make([]byte, 1<<20)
-	count := 0
+	n, err := countNewlines(r)
+	return int(n), err
+}
+
+// countNewlines reads r to the end and counts its '\n' bytes.
+func countNewlines(r io.Reader) (int64, error) {
+	buf := make([]byte, 256<<10)
+	var count int64
 	for {
 		k, err := r.Read(buf)
-		count += bytes.Count(buf[:k], []byte{'\n'})
+		count += int64(bytes.Count(buf[:k], []byte{'\n'}))
 		if err == io.EOF {
 			return count, nil
 		}

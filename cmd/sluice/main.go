@@ -25,6 +25,7 @@ import (
 	syslogin "github.com/sluicelog/sluice/inputs/syslog"
 	"github.com/sluicelog/sluice/outputs"
 	"github.com/sluicelog/sluice/outputs/archive"
+	"github.com/sluicelog/sluice/outputs/httpout"
 	"github.com/sluicelog/sluice/router"
 )
 
@@ -77,6 +78,7 @@ func registry(log *slog.Logger) router.Registry {
 		},
 		Outputs: map[string]outputs.Type{
 			"archive": outputs.NewType(archive.DefaultConfig, archive.New),
+			"http":    outputs.NewType(httpout.DefaultConfig, httpout.New),
 		},
 		Logger: log,
 	}

@@ -2,8 +2,11 @@ package format
 
 import (
 	"encoding/base64"
+	"encoding/binary"
+	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/sluicelog/sluice/router/event"
 )
@@ -81,9 +84,38 @@ func appendJSONField[S string | []byte](dst []byte, key string, value S) []byte 
 	return append(dst, '"')
 }
 
+// AppendJSONString appends s as a quoted JSON string escaped as the JSON
+// format escapes its strings (RFC 8259, plus U+2028 and U+2029). Bytes that
+// are not valid UTF-8 become U+FFFD, so the result is always valid JSON (the
+// JSON format itself keeps such bytes with its *_base64 keys instead). It
+// allocates only to grow dst, and once more when s is not valid UTF-8.
+func AppendJSONString[S string | []byte](dst []byte, s S) []byte {
+	if out, ok := appendJSONString(dst, s); ok {
+		return out
+	}
+	out, _ := appendJSONString(dst, strings.ToValidUTF8(string(s), "\uFFFD"))
+	return out
+}
+
 // appendJSONString appends s as a quoted JSON string. If s is not valid
 // UTF-8 it returns dst unchanged (same length) and false.
 func appendJSONString[S string | []byte](dst []byte, s S) ([]byte, bool) {
+	return appendJSONBytes(dst, bytesOf(s))
+}
+
+// bytesOf returns the bytes of s without copying; callers must not modify
+// them.
+func bytesOf[S string | []byte](s S) []byte {
+	switch v := any(s).(type) {
+	case string:
+		return unsafe.Slice(unsafe.StringData(v), len(v))
+	case []byte:
+		return v
+	}
+	panic("unreachable")
+}
+
+func appendJSONBytes(dst, s []byte) ([]byte, bool) {
 	start := len(dst)
 	dst = append(dst, '"')
 	last := 0
@@ -91,7 +123,7 @@ func appendJSONString[S string | []byte](dst []byte, s S) ([]byte, bool) {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if jsonSafe[c] {
-				i++
+				i = skipSafe(s, i+1)
 				continue
 			}
 			dst = append(dst, s[last:i]...)
@@ -111,7 +143,7 @@ func appendJSONString[S string | []byte](dst []byte, s S) ([]byte, bool) {
 			last = i
 			continue
 		}
-		r, size := decodeRune(s[i:])
+		r, size := utf8.DecodeRune(s[i:])
 		if r == utf8.RuneError && size == 1 {
 			return dst[:start], false
 		}
@@ -127,14 +159,30 @@ func appendJSONString[S string | []byte](dst []byte, s S) ([]byte, bool) {
 	return append(dst, '"'), true
 }
 
-func decodeRune[S string | []byte](s S) (rune, int) {
-	switch v := any(s).(type) {
-	case string:
-		return utf8.DecodeRuneInString(v)
-	case []byte:
-		return utf8.DecodeRune(v)
+// skipSafe returns the index of the first byte at or after i that needs a
+// closer look (not ASCII, a control byte, '"' or '\\'), or len(s). It tests
+// eight bytes at a time: log lines are mostly long safe runs.
+func skipSafe(s []byte, i int) int {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	for ; i+8 <= len(s); i += 8 {
+		w := binary.LittleEndian.Uint64(s[i : i+8])
+		q := w ^ (ones * '"')
+		b := w ^ (ones * '\\')
+		// A byte's high bit is set in m iff that byte, or (after a borrow) a
+		// higher one, is < 0x20, '"', '\\' or >= 0x80: the fast path may end
+		// a little early, never late.
+		m := (w-ones*0x20)&^w | (q-ones)&^q | (b-ones)&^b | w
+		if m&highs != 0 {
+			break
+		}
 	}
-	panic("unreachable")
+	for i < len(s) && s[i] < utf8.RuneSelf && jsonSafe[s[i]] {
+		i++
+	}
+	return i
 }
 
 // appendBase64 appends the standard base64 encoding of s without
