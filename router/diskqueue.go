@@ -65,7 +65,20 @@ type diskQueue struct {
 	readPos atomic.Uint64 // cursor, published for Append (which fills the ring only near it)
 
 	memReads, diskReads atomic.Uint64 // batches served from the ring / the spool (tests)
+
+	scratch sync.Pool // *appendScratch
 }
+
+// appendScratch is Append's reusable encoding memory.
+type appendScratch struct {
+	buf  []byte
+	ends []int
+	recs [][]byte
+	seqs []uint64
+}
+
+// maxScratch bounds the encoding buffer kept for reuse.
+const maxScratch = 4 << 20
 
 type ringEntry struct {
 	seq uint64
@@ -101,27 +114,36 @@ func openDiskQueue(dir string, c QueueConfig, log *slog.Logger) (*diskQueue, err
 	first, _ := q.Bounds()
 	d := &diskQueue{q: q, log: log, cursor: first, notify: make(chan struct{}, 1),
 		liveFirst: c.Replay == "live_first", backlogShare: c.BacklogShare}
+	d.scratch.New = func() any { return new(appendScratch) }
 	d.readPos.Store(first)
 	return d, nil
 }
 
 func (d *diskQueue) Append(ctx context.Context, evs []*event.Event) (int, error) {
-	// One buffer for the whole call; records are sliced from it afterwards
-	// because appending may move it.
-	buf := make([]byte, 0, len(evs)*(eventOverhead+64))
-	ends := make([]int, len(evs))
-	for i, ev := range evs {
+	// The records are encoded into pooled scratch memory: the spool copies
+	// them into its own write buffer before AppendSeqs returns.
+	sc := d.scratch.Get().(*appendScratch)
+	defer d.scratch.Put(sc)
+	buf := sc.buf[:0]
+	ends := sc.ends[:0]
+	for _, ev := range evs {
 		buf = ev.AppendBinary(buf)
-		ends[i] = len(buf)
+		ends = append(ends, len(buf))
 	}
-	recs := make([][]byte, len(evs))
+	recs := sc.recs[:0]
 	start := 0
-	for i, end := range ends {
-		recs[i] = buf[start:end:end]
+	for _, end := range ends {
+		recs = append(recs, buf[start:end:end])
 		start = end
 	}
-	seqs := make([]uint64, len(evs))
+	seqs := append(sc.seqs[:0], make([]uint64, len(evs))...)
 	dropped, err := d.q.AppendSeqs(ctx, recs, seqs)
+	clear(recs) // no references into buf outlive the call
+	if cap(buf) <= maxScratch {
+		sc.buf, sc.ends, sc.recs, sc.seqs = buf[:0], ends[:0], recs[:0], seqs[:0]
+	} else {
+		*sc = appendScratch{}
+	}
 	// Only events the reader may reach while they are in the ring are kept:
 	// for an output that is down (reader stalled) the ring stops filling,
 	// so it never pins memory for a backlog that is read from disk anyway.

@@ -45,7 +45,7 @@ func main() {
 	var o sluiceOpts
 	flag.StringVar(&o.queue, "queue", "memory", `Sluice's queue for the archive output: "memory" or "disk"`)
 	flag.StringVar(&o.fsync, "fsync", "1s", `the disk queue's fsync policy: "always", "never" or a duration`)
-	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of Sluice's first run of each scenario to this file (suffixed with the scenario name), taken from the admin endpoint")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of Sluice's first run of each scenario to this file (suffixed with the scenario name), taken from the admin endpoint; a name containing \".trace\" gets an execution trace instead")
 	flag.IntVar(&o.profileSeconds, "profile-seconds", 2, "length of the -cpuprofile profile")
 	flag.Parse()
 	if err := run(*sluice, *n, *runs, *only, *noRsyslog, o); err != nil {
@@ -261,7 +261,11 @@ route "all" {
 	profDone := make(chan error, 1)
 	if o.cpuProfile != "" {
 		go func() {
-			profDone <- fetchProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", admin, o.profileSeconds), o.cpuProfile)
+			kind := "profile"
+			if strings.HasSuffix(o.cpuProfile, ".trace") || strings.Contains(o.cpuProfile, ".trace.") {
+				kind = "trace"
+			}
+			profDone <- fetchProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/%s?seconds=%d", admin, kind, o.profileSeconds), o.cpuProfile)
 		}()
 	} else {
 		profDone <- nil
