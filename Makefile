@@ -48,12 +48,15 @@ integration:
 
 test: deps fmt-check vet unit integration
 
-# End-to-end benchmark (N messages over TCP into the built binary) plus the Go
-# micro-benchmarks. BENCH_N sets the message count.
+# End-to-end benchmark (N messages over TCP into the built binary; memory
+# queue against rsyslog, then the disk queue with fsync 1s and always) plus
+# the Go micro-benchmarks. BENCH_N sets the message count.
 BENCH_N ?= 1000000
 bench: deps build
-	$(GO) test -run '^$$' -bench . -benchmem ./rules ./inputs/... ./outputs/...
+	$(GO) test -run '^$$' -bench . -benchmem ./rules ./inputs/... ./outputs/... ./spool
 	$(GO) run ./cmd/sluice-bench -sluice $(BIN) -n $(BENCH_N)
+	$(GO) run ./cmd/sluice-bench -sluice $(BIN) -n $(BENCH_N) -no-rsyslog -only plain,gzip1 -queue disk
+	$(GO) run ./cmd/sluice-bench -sluice $(BIN) -n $(BENCH_N) -no-rsyslog -only plain -queue disk -fsync always
 
 clean:
 	rm -rf bin data
