@@ -74,7 +74,6 @@ type appendScratch struct {
 	buf  []byte
 	ends []int
 	recs [][]byte
-	seqs []uint64
 }
 
 // maxScratch bounds the encoding buffer kept for reuse.
@@ -121,7 +120,7 @@ func openDiskQueue(dir string, c QueueConfig, log *slog.Logger) (*diskQueue, err
 
 func (d *diskQueue) Append(ctx context.Context, evs []*event.Event) (int, error) {
 	// The records are encoded into pooled scratch memory: the spool copies
-	// them into its own write buffer before AppendSeqs returns.
+	// them into its own write buffer before AppendWritten returns.
 	sc := d.scratch.Get().(*appendScratch)
 	defer d.scratch.Put(sc)
 	buf := sc.buf[:0]
@@ -136,26 +135,29 @@ func (d *diskQueue) Append(ctx context.Context, evs []*event.Event) (int, error)
 		recs = append(recs, buf[start:end:end])
 		start = end
 	}
-	seqs := append(sc.seqs[:0], make([]uint64, len(evs))...)
-	dropped, err := d.q.AppendSeqs(ctx, recs, seqs)
+	// The ring is filled as soon as the records are written — before
+	// fsync under fsync = "always" — so a reader that keeps up finds them
+	// in memory rather than on disk. Only events the reader may reach while
+	// they are in the ring are kept: for an output that is down (reader
+	// stalled) the ring stops filling, so it never pins memory for a
+	// backlog that is read from disk anyway.
+	dropped, err := d.q.AppendWritten(ctx, recs, func(first uint64, i, n int) {
+		pos := d.readPos.Load()
+		d.ringMu.Lock()
+		for k := range n {
+			if s := first + uint64(k); s < pos+ringSize {
+				d.ring[s%ringSize] = ringEntry{seq: s, ev: evs[i+k]}
+			}
+		}
+		d.ringMu.Unlock()
+		signal(d.notify)
+	})
 	clear(recs) // no references into buf outlive the call
 	if cap(buf) <= maxScratch {
-		sc.buf, sc.ends, sc.recs, sc.seqs = buf[:0], ends[:0], recs[:0], seqs[:0]
+		sc.buf, sc.ends, sc.recs = buf[:0], ends[:0], recs[:0]
 	} else {
 		*sc = appendScratch{}
 	}
-	// Only events the reader may reach while they are in the ring are kept:
-	// for an output that is down (reader stalled) the ring stops filling,
-	// so it never pins memory for a backlog that is read from disk anyway.
-	pos := d.readPos.Load()
-	d.ringMu.Lock()
-	for i, s := range seqs {
-		if s != 0 && s < pos+ringSize {
-			d.ring[s%ringSize] = ringEntry{seq: s, ev: evs[i]}
-		}
-	}
-	d.ringMu.Unlock()
-	signal(d.notify)
 	if errors.Is(err, spool.ErrClosed) {
 		err = ErrQueueClosed
 	}

@@ -338,6 +338,20 @@ func (q *Queue) Append(ctx context.Context, recs [][]byte) (first uint64, droppe
 	return first, dropped, err
 }
 
+// AppendWritten is Append calling written(first, i, n) as soon as records
+// recs[i:i+n] are written with seqs first..first+n-1 — before they are
+// fsynced under Fsync.Always, so possibly before AppendWritten returns and
+// on another appender's goroutine (the group-commit leader). written must
+// be quick and must not call the Queue. It lets a caller serve a reader
+// from memory without the reader finding the records on disk first.
+func (q *Queue) AppendWritten(ctx context.Context, recs [][]byte, written func(first uint64, i, n int)) (dropped int, err error) {
+	off := 0
+	return q.append(ctx, recs, func(s uint64, n int) {
+		written(s, off, n)
+		off += n
+	})
+}
+
 // AppendSeqs is Append reporting the sequence number of every record:
 // seqs[i] is set to the seq recs[i] was written with, or 0 if it was not
 // written (dropped, or the call failed first). len(seqs) must be at least
@@ -355,7 +369,8 @@ func (q *Queue) AppendSeqs(ctx context.Context, recs [][]byte, seqs []uint64) (d
 }
 
 // append writes recs in chunks that fit, calling chunk(first, n) for each
-// chunk written (in order; the chunks together are a prefix of recs).
+// chunk as soon as it is written (in order; the chunks together are a
+// prefix of recs; see AppendWritten for where it runs).
 func (q *Queue) append(ctx context.Context, recs [][]byte, chunk func(first uint64, n int)) (dropped int, err error) {
 	for _, r := range recs {
 		if len(r) > q.opts.MaxRecord {
@@ -382,11 +397,9 @@ func (q *Queue) append(ctx context.Context, recs [][]byte, chunk func(first uint
 				return dropped, ctx.Err()
 			}
 		}
-		s, err := q.commit(recs[:n], resv)
-		if err != nil {
+		if err := q.commit(recs[:n], resv, func(first uint64) { chunk(first, n) }); err != nil {
 			return dropped, err
 		}
-		chunk(s, n)
 		recs = recs[n:]
 		if len(recs) > 0 && q.opts.DropWhenFull {
 			q.dropped.Add(uint64(len(recs)))
@@ -438,15 +451,18 @@ func (q *Queue) usedLocked() int64 {
 }
 
 type commitReq struct {
-	recs  [][]byte
-	first uint64
-	err   error
-	wake  chan bool // true: become the leader; false: done
+	recs    [][]byte
+	written func(first uint64) // called once the records are written, before fsync
+	first   uint64
+	err     error
+	wake    chan bool // true: become the leader; false: done
 }
 
 // commit writes recs (and under Fsync.Always fsyncs them), then releases
 // the reservation.
-func (q *Queue) commit(recs [][]byte, resv int64) (uint64, error) {
+// written is called with the records' first seq once they are written
+// (before any fsync), unless the write fails.
+func (q *Queue) commit(recs [][]byte, resv int64, written func(first uint64)) error {
 	defer func() {
 		q.mu.Lock()
 		q.reserved -= resv
@@ -456,26 +472,29 @@ func (q *Queue) commit(recs [][]byte, resv int64) (uint64, error) {
 		q.mu.Unlock()
 	}()
 	if q.opts.Fsync.Always {
-		return q.groupCommit(recs)
+		return q.groupCommit(recs, written)
 	}
 	req := commitReq{recs: recs}
 	q.wmu.Lock()
 	err := q.writeLocked([]*commitReq{&req})
 	q.wmu.Unlock()
-	return req.first, err
+	if err == nil {
+		written(req.first)
+	}
+	return err
 }
 
 // groupCommit: the first caller becomes the leader and writes every pending
 // request in one write(2) and one fdatasync; then it hands leadership to the
 // next pending caller, if any, so no caller serves others indefinitely.
-func (q *Queue) groupCommit(recs [][]byte) (uint64, error) {
-	req := &commitReq{recs: recs, wake: make(chan bool, 1)}
+func (q *Queue) groupCommit(recs [][]byte, written func(first uint64)) error {
+	req := &commitReq{recs: recs, written: written, wake: make(chan bool, 1)}
 	q.gcMu.Lock()
 	q.gcPending = append(q.gcPending, req)
 	if q.gcLeading {
 		q.gcMu.Unlock()
 		if lead := <-req.wake; !lead {
-			return req.first, req.err
+			return req.err
 		}
 		q.gcMu.Lock()
 	} else {
@@ -490,6 +509,9 @@ func (q *Queue) groupCommit(recs [][]byte) (uint64, error) {
 	gen, sf := q.writeGen, q.wsf
 	q.wmu.Unlock()
 	if err == nil {
+		for _, r := range batch {
+			r.written(r.first)
+		}
 		err = q.syncTo(sf, gen)
 	}
 	for _, r := range batch {
@@ -507,7 +529,7 @@ func (q *Queue) groupCommit(recs [][]byte) (uint64, error) {
 			r.wake <- false
 		}
 	}
-	return req.first, req.err
+	return req.err
 }
 
 // writeLocked encodes reqs into one buffer and writes it to the active

@@ -82,7 +82,7 @@ func TestReservationReleaseWakesAppenders(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	// The other Append commits a small record and releases its reservation:
 	// the waiting appender fits now and must be woken by commit itself.
-	if _, err := q.commit([][]byte{[]byte("x")}, 450); err != nil {
+	if err := q.commit([][]byte{[]byte("x")}, 450, func(uint64) {}); err != nil {
 		t.Fatal(err)
 	}
 	select {
