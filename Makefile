@@ -10,12 +10,17 @@ CONFIG  ?= examples/quickstart.hcl
 
 all: build
 
-# Debian packages the tests use: util-linux's logger (bsdutils) and gzip.
+# Debian packages the build and tests use: util-linux's logger (bsdutils),
+# gzip, gcc and libzmq (cgo, for the zmq plugins), and python3-zmq (real
+# libzmq peers in the integration tests, run by Debian's /usr/bin/python3).
 deps:
 	@need=""; \
 	command -v logger >/dev/null || need="$$need bsdutils"; \
 	command -v gzip   >/dev/null || need="$$need gzip"; \
 	command -v gcc    >/dev/null || need="$$need gcc libc6-dev"; \
+	command -v pkg-config >/dev/null || need="$$need pkg-config"; \
+	[ -f /usr/include/zmq.h ] || need="$$need libzmq3-dev"; \
+	/usr/bin/python3 -c 'import zmq' 2>/dev/null || need="$$need python3-zmq"; \
 	if [ -n "$$need" ]; then \
 	  echo "installing:$$need"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \

@@ -103,6 +103,10 @@ func (t Type) NewConfig() any { return t.newConfig() }
 // Build validates cfg (as returned by NewConfig, then decoded) and constructs the input.
 func (t Type) Build(cfg any, env Env) (Input, error) { return t.build(cfg, env) }
 
+// An Input that also implements prometheus.Collector has its own metrics
+// registered on the daemon's registry by the router before it runs (label
+// them with the input's name); they must be safe to scrape concurrently.
+
 // Readier is implemented by inputs that can tell when they are accepting
 // data (listeners bound). The router reports /readyz only after every
 // Readier's channel is closed. The channel is closed at most once, by Run.

@@ -370,6 +370,9 @@ route "all" {
 		if err := sender.Start(); err != nil {
 			t.Fatal(err)
 		}
+		// This round's events are accepted (the input counts only them;
+		// sent also counts the previous round's redelivered backlog).
+		d.waitMetric(`sluice_input_events_total{input="in"}`, 1000)
 		d.waitMetric(`sluice_output_sent_events_total{output="gz"}`, 500)
 		d.cmd.Process.Kill()
 		<-d.exited

@@ -363,6 +363,13 @@ func (r *Router) register() error {
 			return fmt.Errorf("registering metrics: %w", err)
 		}
 	}
+	for _, in := range r.cfg.Inputs {
+		if c, ok := in.Input.(prometheus.Collector); ok {
+			if err := r.reg.Register(c); err != nil {
+				return fmt.Errorf("registering metrics of input %q: %w", in.Name, err)
+			}
+		}
+	}
 	for _, o := range r.cfg.Outputs {
 		if c, ok := o.Output.(prometheus.Collector); ok {
 			if err := r.reg.Register(c); err != nil {

@@ -663,3 +663,63 @@ func TestEmitIsolatesAFailingQueue(t *testing.T) {
 		t.Fatalf("healthy output b got %q; want crit-auth", got)
 	}
 }
+
+// collectingInput and collectingOutput export a metric of their own.
+type collectingInput struct {
+	*feedInput
+	c prometheus.Counter
+}
+
+func (c collectingInput) Describe(ch chan<- *prometheus.Desc) { c.c.Describe(ch) }
+func (c collectingInput) Collect(ch chan<- prometheus.Metric)  { c.c.Collect(ch) }
+
+type collectingOutput struct {
+	*captureOutput
+	c prometheus.Counter
+}
+
+func (c collectingOutput) Describe(ch chan<- *prometheus.Desc) { c.c.Describe(ch) }
+func (c collectingOutput) Collect(ch chan<- prometheus.Metric)  { c.c.Collect(ch) }
+
+// Plugins that implement prometheus.Collector are registered by Run.
+func TestPluginCollectorsRegistered(t *testing.T) {
+	reg := testRegistry()
+	reg.Inputs["cfeed"] = inputs.NewType(func() *feedConfig { return &feedConfig{} }, func(c *feedConfig, _ inputs.Env) (inputs.Input, error) {
+		in := &feedInput{sinkCh: make(chan inputs.Sink, 1), ready: make(chan struct{}), flushed: make(chan error, 1)}
+		return collectingInput{in, prometheus.NewCounter(prometheus.CounterOpts{Name: "test_input_metric_total", Help: "x"})}, nil
+	})
+	reg.Outputs["ccap"] = outputs.NewType(func() *captureConfig { return &captureConfig{} }, func(c *captureConfig, _ outputs.Env) (outputs.Output, error) {
+		return collectingOutput{&captureOutput{}, prometheus.NewCounter(prometheus.CounterOpts{Name: "test_output_metric_total", Help: "x"})}, nil
+	})
+	cfg, diags := Load("test.hcl", []byte(fmt.Sprintf(`
+data_dir = %q
+input "cfeed" "in" {}
+output "ccap" "out" {}
+route "all" {
+  to = [output.ccap.out]
+}`, t.TempDir())), reg)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	preg := prometheus.NewRegistry()
+	r := New(cfg, Options{Registry: preg})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	<-r.Ready()
+	mfs, err := preg.Gather()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, mf := range mfs {
+		found[mf.GetName()] = true
+	}
+	if !found["test_input_metric_total"] || !found["test_output_metric_total"] {
+		t.Fatalf("plugin metrics not registered: input %v, output %v", found["test_input_metric_total"], found["test_output_metric_total"])
+	}
+}

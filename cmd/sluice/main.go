@@ -4,6 +4,8 @@
 //	sluice validate -config FILE   check a configuration; exit 0 if valid, 1 otherwise
 //	sluice spool status -config FILE | -dir DIR [-json]
 //	                               print the disk queues' backlogs (read-only; works while the daemon runs)
+//	sluice keygen [-out PREFIX]    make a CURVE keypair for the zmq input and output
+//	sluice tap -connect ENDPOINT   print the events of a zmq PUB output (see tap.go)
 //	sluice version                 print the version
 package main
 
@@ -23,9 +25,12 @@ import (
 
 	"github.com/sluicelog/sluice/inputs"
 	syslogin "github.com/sluicelog/sluice/inputs/syslog"
+	tailin "github.com/sluicelog/sluice/inputs/tail"
+	zmqin "github.com/sluicelog/sluice/inputs/zmq"
 	"github.com/sluicelog/sluice/outputs"
 	"github.com/sluicelog/sluice/outputs/archive"
 	"github.com/sluicelog/sluice/outputs/httpout"
+	zmqout "github.com/sluicelog/sluice/outputs/zmq"
 	"github.com/sluicelog/sluice/router"
 )
 
@@ -43,6 +48,9 @@ commands:
   validate  -config FILE   check a configuration and print every error
   spool status (-config FILE | -dir DIR) [-json]
                            print each disk queue's backlog (read-only)
+  keygen    [-out PREFIX]  make a CURVE keypair (Z85) for zmq inputs and outputs
+  tap       -connect ENDPOINT [-when EXPR] [-n N] [-format raw|json] …
+                           print the events of a zmq output with socket = "pub"
   version                  print the version
 `
 
@@ -58,6 +66,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdValidate(args[1:], stdout, stderr)
 	case "spool":
 		return cmdSpool(args[1:], stdout, stderr)
+	case "keygen":
+		return cmdKeygen(args[1:], stdout, stderr)
+	case "tap":
+		return cmdTap(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "sluice %s\n", version)
 		return 0
@@ -75,10 +87,13 @@ func registry(log *slog.Logger) router.Registry {
 	return router.Registry{
 		Inputs: map[string]inputs.Type{
 			"syslog": inputs.NewType(syslogin.DefaultConfig, syslogin.New),
+			"tail":   inputs.NewType(tailin.DefaultConfig, tailin.New),
+			"zmq":    inputs.NewType(zmqin.DefaultConfig, zmqin.New),
 		},
 		Outputs: map[string]outputs.Type{
 			"archive": outputs.NewType(archive.DefaultConfig, archive.New),
 			"http":    outputs.NewType(httpout.DefaultConfig, httpout.New),
+			"zmq":     outputs.NewType(zmqout.DefaultConfig, zmqout.New),
 		},
 		Logger: log,
 	}
