@@ -671,7 +671,7 @@ type collectingInput struct {
 }
 
 func (c collectingInput) Describe(ch chan<- *prometheus.Desc) { c.c.Describe(ch) }
-func (c collectingInput) Collect(ch chan<- prometheus.Metric)  { c.c.Collect(ch) }
+func (c collectingInput) Collect(ch chan<- prometheus.Metric) { c.c.Collect(ch) }
 
 type collectingOutput struct {
 	*captureOutput
@@ -679,7 +679,7 @@ type collectingOutput struct {
 }
 
 func (c collectingOutput) Describe(ch chan<- *prometheus.Desc) { c.c.Describe(ch) }
-func (c collectingOutput) Collect(ch chan<- prometheus.Metric)  { c.c.Collect(ch) }
+func (c collectingOutput) Collect(ch chan<- prometheus.Metric) { c.c.Collect(ch) }
 
 // Plugins that implement prometheus.Collector are registered by Run.
 func TestPluginCollectorsRegistered(t *testing.T) {
