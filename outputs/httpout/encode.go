@@ -3,126 +3,11 @@ package httpout
 import (
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/sluicelog/sluice/internal/conf"
 	"github.com/sluicelog/sluice/outputs/format"
 	"github.com/sluicelog/sluice/router/event"
 )
-
-// field is an event field a HEC template can name in {braces}.
-type field uint8
-
-const (
-	fieldStream field = iota
-	fieldInput
-	fieldOrigin
-	fieldHost
-	fieldApp
-	fieldProcID
-	fieldMsgID
-	fieldFacility
-	fieldSeverity
-	numFields
-)
-
-var fieldNames = [numFields]string{
-	fieldStream: "stream", fieldInput: "input", fieldOrigin: "origin", fieldHost: "host", fieldApp: "app",
-	fieldProcID: "procid", fieldMsgID: "msgid", fieldFacility: "facility", fieldSeverity: "severity",
-}
-
-// fieldValue returns the value of f in ev; an unknown facility or severity
-// is "".
-func fieldValue(ev *event.Event, f field) string {
-	switch f {
-	case fieldStream:
-		return ev.Stream
-	case fieldInput:
-		return ev.Input
-	case fieldOrigin:
-		return ev.Origin
-	case fieldHost:
-		return ev.Host
-	case fieldApp:
-		return ev.App
-	case fieldProcID:
-		return ev.ProcID
-	case fieldMsgID:
-		return ev.MsgID
-	case fieldFacility:
-		if ev.Facility >= 0 && ev.Facility <= 23 {
-			return ev.Facility.String()
-		}
-	case fieldSeverity:
-		if ev.Severity >= 0 && ev.Severity <= 7 {
-			return ev.Severity.String()
-		}
-	}
-	return ""
-}
-
-// segment is a literal (isField false) or a field placeholder.
-type segment struct {
-	lit     string
-	field   field
-	isField bool
-}
-
-// template is a compiled HEC field template: literal text with {field}
-// placeholders. "{" and "}" cannot be written literally.
-type template []segment
-
-// compileTemplate parses s; unknown fields and unbalanced braces are
-// errors.
-func compileTemplate(s string) (template, error) {
-	var t template
-	for rest := s; rest != ""; {
-		i := strings.IndexAny(rest, "{}")
-		if i < 0 {
-			t = append(t, segment{lit: rest})
-			break
-		}
-		if rest[i] == '}' {
-			return nil, fmt.Errorf("unmatched \"}\" in %q", s)
-		}
-		if i > 0 {
-			t = append(t, segment{lit: rest[:i]})
-		}
-		end := strings.IndexByte(rest[i:], '}')
-		if end < 0 {
-			return nil, fmt.Errorf("unterminated \"{\" in %q", s)
-		}
-		name := rest[i+1 : i+end]
-		f, ok := lookupField(name)
-		if !ok {
-			return nil, fmt.Errorf("unknown field {%s} in %q (want one of {%s})", name, s, strings.Join(fieldNames[:], "}, {"))
-		}
-		t = append(t, segment{field: f, isField: true})
-		rest = rest[i+end+1:]
-	}
-	return t, nil
-}
-
-func lookupField(name string) (field, bool) {
-	for i, n := range fieldNames {
-		if n == name {
-			return field(i), true
-		}
-	}
-	return 0, false
-}
-
-// render appends the rendered template to dst.
-func (t template) render(dst []byte, ev *event.Event) []byte {
-	for _, s := range t {
-		if s.isField {
-			dst = append(dst, fieldValue(ev, s.field)...)
-		} else {
-			dst = append(dst, s.lit...)
-		}
-	}
-	return dst
-}
 
 // hecEvent selects the "event" value of a HEC envelope.
 type hecEvent int
@@ -142,7 +27,7 @@ type hecSettings struct {
 
 type hecField struct {
 	key  string // `,"host":`
-	tmpl template
+	tmpl format.Template
 	// lit is the whole value as a JSON string when tmpl has no placeholder
 	// ("" if it renders empty).
 	lit     []byte
@@ -165,15 +50,12 @@ func parseHEC(c *HECConfig) (*hecSettings, []error) {
 		if src == "" {
 			continue
 		}
-		t, err := compileTemplate(src)
+		t, err := format.CompileTemplate(src)
 		if err != nil {
 			errs = append(errs, conf.Field("splunk_hec."+f.name, err))
 			continue
 		}
-		hf := hecField{key: `,"` + f.name + `":`, tmpl: t, literal: true}
-		for _, s := range t {
-			hf.literal = hf.literal && !s.isField
-		}
+		hf := hecField{key: `,"` + f.name + `":`, tmpl: t, literal: t.Literal()}
 		if hf.literal {
 			hf.lit = format.AppendJSONString(nil, src)
 		}
@@ -216,7 +98,7 @@ func (h *hecSettings) appendHEC(dst, scratch []byte, ev *event.Event) ([]byte, [
 			dst = append(dst, f.lit...)
 			continue
 		}
-		scratch = f.tmpl.render(scratch[:0], ev)
+		scratch = f.tmpl.Append(scratch[:0], ev)
 		if len(scratch) == 0 {
 			continue
 		}

@@ -3,7 +3,6 @@ package zmq
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
@@ -11,7 +10,6 @@ import (
 	"github.com/sluicelog/sluice/internal/conf"
 	"github.com/sluicelog/sluice/internal/zmqsock"
 	"github.com/sluicelog/sluice/outputs/format"
-	"github.com/sluicelog/sluice/router/event"
 )
 
 // Limits of the configuration.
@@ -73,7 +71,7 @@ type settings struct {
 	bind        []string
 	connect     []string
 	format      format.Format
-	topic       template
+	topic       format.Template
 	sendHWM     int
 	sendTimeout time.Duration
 	linger      time.Duration
@@ -128,7 +126,7 @@ func validate(cfg *Config) (*settings, error) {
 		if cfg.Topic != nil {
 			src = *cfg.Topic
 		}
-		t, err := compileTemplate(src)
+		t, err := format.CompileTemplate(src)
 		if err != nil {
 			add("topic", err)
 		}
@@ -168,108 +166,4 @@ func validate(cfg *Config) (*settings, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-// field is an event field a topic template can name in {braces}.
-type field uint8
-
-const (
-	fieldStream field = iota
-	fieldInput
-	fieldOrigin
-	fieldHost
-	fieldApp
-	fieldProcID
-	fieldMsgID
-	fieldFacility
-	fieldSeverity
-	numFields
-)
-
-var fieldNames = [numFields]string{
-	fieldStream: "stream", fieldInput: "input", fieldOrigin: "origin", fieldHost: "host", fieldApp: "app",
-	fieldProcID: "procid", fieldMsgID: "msgid", fieldFacility: "facility", fieldSeverity: "severity",
-}
-
-// segment is a literal (isField false) or a field placeholder.
-type segment struct {
-	lit     string
-	field   field
-	isField bool
-}
-
-// template is a compiled topic: literal text with {field} placeholders.
-// "{" and "}" cannot be written literally.
-type template []segment
-
-// compileTemplate parses s; unknown fields and unbalanced braces are
-// errors.
-func compileTemplate(s string) (template, error) {
-	var t template
-	for rest := s; rest != ""; {
-		i := strings.IndexAny(rest, "{}")
-		if i < 0 {
-			t = append(t, segment{lit: rest})
-			break
-		}
-		if rest[i] == '}' {
-			return nil, fmt.Errorf("unmatched \"}\" in %q", s)
-		}
-		if i > 0 {
-			t = append(t, segment{lit: rest[:i]})
-		}
-		end := strings.IndexByte(rest[i:], '}')
-		if end < 0 {
-			return nil, fmt.Errorf("unterminated \"{\" in %q", s)
-		}
-		name := rest[i+1 : i+end]
-		f := -1
-		for k, n := range fieldNames {
-			if n == name {
-				f = k
-			}
-		}
-		if f < 0 {
-			return nil, fmt.Errorf("unknown field {%s} in %q (want one of {%s})", name, s, strings.Join(fieldNames[:], "}, {"))
-		}
-		t = append(t, segment{field: field(f), isField: true})
-		rest = rest[i+end+1:]
-	}
-	return t, nil
-}
-
-// render appends the topic of ev to dst. An unknown facility or severity
-// renders as "".
-func (t template) render(dst []byte, ev *event.Event) []byte {
-	for _, s := range t {
-		if !s.isField {
-			dst = append(dst, s.lit...)
-			continue
-		}
-		switch s.field {
-		case fieldStream:
-			dst = append(dst, ev.Stream...)
-		case fieldInput:
-			dst = append(dst, ev.Input...)
-		case fieldOrigin:
-			dst = append(dst, ev.Origin...)
-		case fieldHost:
-			dst = append(dst, ev.Host...)
-		case fieldApp:
-			dst = append(dst, ev.App...)
-		case fieldProcID:
-			dst = append(dst, ev.ProcID...)
-		case fieldMsgID:
-			dst = append(dst, ev.MsgID...)
-		case fieldFacility:
-			if ev.Facility >= 0 && ev.Facility <= 23 {
-				dst = append(dst, ev.Facility.String()...)
-			}
-		case fieldSeverity:
-			if ev.Severity >= 0 && ev.Severity <= 7 {
-				dst = append(dst, ev.Severity.String()...)
-			}
-		}
-	}
-	return dst
 }

@@ -323,7 +323,7 @@ func (o *Output) sendPush(ctx context.Context, ev *event.Event) error {
 // sendPub sends one event as [topic, payload] without blocking; see the
 // package documentation for how drops are detected.
 func (o *Output) sendPub(ev *event.Event) error {
-	o.topic = o.s.topic.render(o.topic[:0], ev)
+	o.topic = o.s.topic.Append(o.topic[:0], ev)
 	p := o.payload(ev)
 	z := o.sock.Z
 	_, err := z.SendBytes(o.topic, zmq4.DONTWAIT|zmq4.SNDMORE)
