@@ -56,6 +56,10 @@ if args.server_key_file:
     else:
         pub, sec = zmq.curve_keypair()
         s.curve_publickey, s.curve_secretkey = pub, sec
+if args.role == "pub":
+    # Unbounded: a daemon slowed by -race and a disk queue must not make
+    # this publisher drop at its HWM (PUB semantics, not what is tested).
+    s.setsockopt(zmq.SNDHWM, 0)
 if args.role == "sub":
     for t in args.topic or [""]:
         s.setsockopt(zmq.SUBSCRIBE, t.encode())
