@@ -90,7 +90,7 @@ receive_hwm = 0`, map[string]string{"receive_hwm": "0 is out of range"}},
 heartbeat = "soon"`, map[string]string{"heartbeat": `invalid duration "soon"`}},
 		{"curve key length", `bind = "tcp://*:5556"
 curve {
-  secret_key = "` + sec[:30] + `"
+  secret_key = ` + zmqsock.HCLQuote(sec[:30]) + `
 }`, map[string]string{"curve.secret_key": "a CURVE key is 40 Z85 characters (32 bytes), got 30 characters"}},
 		{"curve key file length", `bind = "tcp://*:5556"
 curve {
@@ -102,20 +102,20 @@ curve {
 }`, map[string]string{"curve.secret_key": `'~' is not a Z85 character`}},
 		{"curve server needs secret", `bind = "tcp://*:5556"
 curve {
-  server_key = "` + pub + `"
+  server_key = ` + zmqsock.HCLQuote(pub) + `
 }`, map[string]string{
 			"curve.secret_key": "required: a socket that binds is the CURVE server",
 			"curve.server_key": "this socket binds, so it is the CURVE server"}},
 		{"curve client needs server key", `connect = "tcp://h:5556"
 curve {
-  secret_key = "` + sec + `"
-  authorized_keys = ["` + pub + `"]
+  secret_key = ` + zmqsock.HCLQuote(sec) + `
+  authorized_keys = [` + zmqsock.HCLQuote(pub) + `]
 }`, map[string]string{
 			"curve.server_key":      "required: a socket that connects is the CURVE client",
 			"curve.authorized_keys": "only a socket that binds (the CURVE server) can authorize clients"}},
 		{"curve both forms", `bind = "tcp://*:5556"
 curve {
-  secret_key      = "` + sec + `"
+  secret_key      = ` + zmqsock.HCLQuote(sec) + `
   secret_key_file = "` + shortKey + `"
 }`, map[string]string{"curve.secret_key": "set secret_key or secret_key_file, not both"}},
 		{"curve missing file", `bind = "tcp://*:5556"
@@ -124,8 +124,8 @@ curve {
 }`, map[string]string{"curve.secret_key_file": "cannot read key file"}},
 		{"curve bad authorized", `bind = "tcp://*:5556"
 curve {
-  secret_key      = "` + sec + `"
-  authorized_keys = ["` + pub + `", "short"]
+  secret_key      = ` + zmqsock.HCLQuote(sec) + `
+  authorized_keys = [` + zmqsock.HCLQuote(pub) + `, "short"]
 }`, map[string]string{"curve.authorized_keys": "key 2: a CURVE key is 40 Z85 characters"}},
 	}
 	for _, c := range cases {
@@ -159,12 +159,12 @@ format = "json"
 max_message_bytes = "1MiB"`,
 		`bind = "tcp://*:*"
 curve {
-  secret_key = "` + sec + `"
-  authorized_keys = ["` + pub + `"]
+  secret_key = ` + zmqsock.HCLQuote(sec) + `
+  authorized_keys = [` + zmqsock.HCLQuote(pub) + `]
 }`,
 		`connect = "tcp://h:1"
 curve {
-  server_key = "` + pub + `"
+  server_key = ` + zmqsock.HCLQuote(pub) + `
 }`,
 	} {
 		if _, err := New(decode(t, src), inputs.Env{Name: "x"}); err != nil {

@@ -134,7 +134,7 @@ curve {
 }`, map[string]string{"curve.server_key": "a CURVE key is 40 Z85 characters (32 bytes), got 3 characters"}},
 		{"curve server", `bind = "tcp://*:1"
 curve {
-  server_key = "` + sec + `"
+  server_key = ` + zmqsock.HCLQuote(sec) + `
 }`, map[string]string{"curve.server_key": "this socket binds", "curve.secret_key": "required"}},
 	}
 	for _, c := range cases {
