@@ -65,7 +65,6 @@ package httpout
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -78,6 +77,7 @@ import (
 	"time"
 
 	"github.com/sluicelog/sluice/internal/conf"
+	"github.com/sluicelog/sluice/internal/tlsconf"
 	"github.com/sluicelog/sluice/outputs"
 	"github.com/sluicelog/sluice/outputs/format"
 )
@@ -134,20 +134,7 @@ type BasicAuthConfig struct {
 
 // TLSConfig is the `tls` block. Without it, https:// URLs are verified
 // against the system's roots.
-type TLSConfig struct {
-	// CAFile is a PEM file of CA certificates that replace the system roots.
-	CAFile string `hcl:"ca_file,optional"`
-	// CertFile and KeyFile are a PEM client certificate (chain) and its key,
-	// presented when the server asks for one. Both or neither.
-	CertFile string `hcl:"cert_file,optional"`
-	KeyFile  string `hcl:"key_file,optional"`
-	// ServerName is the name verified in the server's certificate (and sent
-	// as SNI); default: the URL's host.
-	ServerName string `hcl:"server_name,optional"`
-	// InsecureSkipVerify disables verification of the server's certificate
-	// (logged as a warning when the configuration loads).
-	InsecureSkipVerify bool `hcl:"insecure_skip_verify,optional"`
-}
+type TLSConfig = tlsconf.Client
 
 // HECConfig is the `splunk_hec` block: the envelope fields of each event.
 // host, source, sourcetype and index are templates: literal text with
@@ -450,40 +437,7 @@ func validHeaderName(name string) bool {
 }
 
 // parseTLS builds the client's tls.Config; errors are *conf.FieldError.
-func parseTLS(c *TLSConfig) (*tls.Config, []error) {
-	var errs []error
-	tc := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		ServerName:         c.ServerName,
-		InsecureSkipVerify: c.InsecureSkipVerify,
-	}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			errs = append(errs, conf.Field("tls.ca_file", fmt.Errorf("cannot read CA file: %w", err)))
-		} else {
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				errs = append(errs, conf.Field("tls.ca_file", fmt.Errorf("no PEM certificate found in %q", c.CAFile)))
-			}
-			tc.RootCAs = pool
-		}
-	}
-	switch {
-	case c.CertFile != "" && c.KeyFile == "":
-		errs = append(errs, conf.Field("tls.cert_file", errors.New("cert_file needs key_file")))
-	case c.CertFile == "" && c.KeyFile != "":
-		errs = append(errs, conf.Field("tls.key_file", errors.New("key_file needs cert_file")))
-	case c.CertFile != "":
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			errs = append(errs, conf.Field("tls.cert_file", fmt.Errorf("cannot load client certificate and key: %w", err)))
-		} else {
-			tc.Certificates = []tls.Certificate{cert}
-		}
-	}
-	return tc, errs
-}
+func parseTLS(c *TLSConfig) (*tls.Config, []error) { return c.Build("tls.") }
 
 // New validates cfg and returns the http output. It reads the TLS files but
 // has no other side effects: the dead-letter file is opened by Open and
