@@ -12,7 +12,8 @@ all: build
 
 # Debian packages the build and tests use: util-linux's logger (bsdutils),
 # gzip, gcc and libzmq (cgo, for the zmq plugins), and python3-zmq (real
-# libzmq peers in the integration tests, run by Debian's /usr/bin/python3).
+# libzmq peers in the integration tests, run by Debian's /usr/bin/python3),
+# rsyslog (a real syslog peer for the syslog output and TLS tests) and openssl.
 deps:
 	@need=""; \
 	command -v logger >/dev/null || need="$$need bsdutils"; \
@@ -21,6 +22,8 @@ deps:
 	command -v pkg-config >/dev/null || need="$$need pkg-config"; \
 	[ -f /usr/include/zmq.h ] || need="$$need libzmq3-dev"; \
 	/usr/bin/python3 -c 'import zmq' 2>/dev/null || need="$$need python3-zmq"; \
+	[ -x /usr/sbin/rsyslogd ] || need="$$need rsyslog"; \
+	command -v openssl >/dev/null || need="$$need openssl"; \
 	if [ -n "$$need" ]; then \
 	  echo "installing:$$need"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
