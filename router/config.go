@@ -32,6 +32,8 @@ type Registry struct {
 	// Logger is handed to the plugins Load constructs, with component,
 	// input/output and type attributes added. Nil discards their logs.
 	Logger *slog.Logger
+
+	metrics *Metrics // set by Router.Reload: the running router's metrics
 }
 
 // Config is a loaded, fully validated configuration: every plugin is decoded
@@ -64,6 +66,8 @@ type InputSpec struct {
 	Input      inputs.Input
 	Metrics    *inputs.Metrics
 	StateDir   string
+
+	config any // the decoded plugin config, compared on reload
 }
 
 // OutputSpec is one constructed `output` block with its router-owned settings.
@@ -74,6 +78,8 @@ type OutputSpec struct {
 	Batch      BatchConfig
 	Retry      RetryConfig
 	StateDir   string
+
+	config any // the decoded plugin config, compared on reload
 }
 
 // RouteSpec is the source-level description of a compiled route, for logs
@@ -238,7 +244,10 @@ func Load(filename string, src []byte, reg Registry) (*Config, hcl.Diagnostics) 
 	ectx := evalContext()
 	var fs fileSchema
 	diags = append(diags, gohcl.DecodeBody(f.Body, ectx, &fs)...)
-	m := newMetrics()
+	m := reg.metrics
+	if m == nil {
+		m = newMetrics()
+	}
 	cfg.metrics = m
 
 	cfg.DataDir = defaultDataDir
@@ -382,7 +391,7 @@ func (cfg *Config) loadInputs(blocks []inputBlock, reg Registry, ectx *hcl.EvalC
 			diags = append(diags, fieldDiags(b.Body, b.DefRange, err)...)
 			continue
 		}
-		spec.Input = in
+		spec.Input, spec.config = in, c
 		cfg.Inputs = append(cfg.Inputs, spec)
 	}
 	return diags
@@ -441,7 +450,7 @@ func (cfg *Config) loadOutputs(blocks []outputBlock, reg Registry, ectx *hcl.Eva
 				claimed[claim] = b.Name
 			}
 		}
-		spec.Output = out
+		spec.Output, spec.config = out, c
 		index[b.Type+"."+b.Name] = len(cfg.Outputs)
 		cfg.Outputs = append(cfg.Outputs, spec)
 	}

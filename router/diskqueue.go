@@ -386,6 +386,27 @@ func (d *diskQueue) Ack(b Batch) error {
 	return nil
 }
 
+// Unread moves the read position back to b.First: the cursor for a FIFO
+// or live batch, the backlog cursor for a live-first backlog batch (whose
+// backlog is re-established if it had just run out).
+func (d *diskQueue) Unread(b Batch) {
+	if b.Last == 0 { // sequence numbers start at 1: nothing read from the spool
+		return
+	}
+	if b.Last+1 == d.cursor {
+		d.cursor = b.First
+		d.readPos.Store(d.cursor)
+	} else {
+		if d.split == 0 {
+			d.split = b.Last + 1
+		}
+		d.bcur = b.First
+		d.backRead -= min(d.backRead, uint64(b.Last-b.First+1))
+		d.backlogLeft.Store(d.split - d.bcur)
+	}
+	signal(d.notify)
+}
+
 func (d *diskQueue) Len() (int, int64) {
 	st := d.q.Stats()
 	return int(st.Records), st.Bytes

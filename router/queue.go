@@ -34,6 +34,12 @@ type Queue interface {
 	Read(ctx context.Context, lim BatchConfig) (Batch, error)
 	// Ack removes a batch returned by Read (in order) once delivered or dropped.
 	Ack(b Batch) error
+	// Unread gives back b, the batch the worker holds (the latest Read,
+	// not acknowledged): the next Read hands out its events again. The
+	// worker calls it when it stops with a batch undelivered (a reload
+	// restarting its output, a forced shutdown), so the next worker on this
+	// queue delivers it.
+	Unread(b Batch)
 	// Len reports the events and raw bytes held (read but unacked included).
 	Len() (events int, bytes int64)
 	// CloseAppend refuses further appends and wakes the reader, which drains
@@ -227,6 +233,13 @@ func (q *memQueue) Ack(b Batch) error {
 	}
 	q.mu.Unlock()
 	return nil
+}
+
+func (q *memQueue) Unread(b Batch) {
+	q.mu.Lock()
+	q.read = max(0, q.read-len(b.Events))
+	q.mu.Unlock()
+	signal(q.dataCh)
 }
 
 func (q *memQueue) Len() (int, int64) {

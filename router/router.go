@@ -25,20 +25,38 @@ import (
 	"github.com/sluicelog/sluice/spool"
 )
 
-// Router runs one loaded Config: it starts the outputs' queues and workers,
-// then the inputs, routes what the inputs Emit, and shuts everything down in
-// order when its context ends.
+// Router runs a loaded Config: it starts the outputs' queues and workers,
+// then the inputs, routes what the inputs Emit, applies new configurations
+// (Reload) while it runs, and shuts everything down in order when its
+// context ends.
 type Router struct {
-	cfg     *Config
 	log     *slog.Logger
 	reg     *prometheus.Registry
 	version string
-
-	table   atomic.Pointer[rules.Table]
-	queues  []Queue
-	routeC  []prometheus.Counter
+	opts    Options
+	metrics *Metrics
 	dropC   [2]prometheus.Counter // route, unmatched
-	scratch sync.Pool
+
+	// state is what Emit routes with: the table and the outputs its
+	// indices name. Reload swaps it.
+	state atomic.Pointer[state]
+
+	// mu serializes Run's setup and shutdown with Reload, and guards what
+	// follows.
+	mu       sync.Mutex
+	cfg      *Config // the configuration in force
+	outs     map[string]*liveOutput
+	ins      map[string]*liveInput
+	running  bool            // Run has started the pipeline and not begun shutting down
+	ictx     context.Context // parent of every input's context
+	icancel  context.CancelFunc
+	wctx     context.Context // parent of every worker's context (cancelled to force)
+	wcancel  context.CancelFunc
+	adminSrv *http.Server
+	iwg      sync.WaitGroup // input goroutines
+	wwg      sync.WaitGroup // worker goroutines, including removed outputs draining
+	inErr    chan error     // failures of the inputs started by Run
+	reloadG  reloadMetrics
 
 	closing  atomic.Bool // Emit refuses new events (after the inputs stopped)
 	draining atomic.Bool // shutdown began: /readyz reports 503
@@ -48,11 +66,87 @@ type Router struct {
 	adminAddr net.Addr
 }
 
+// state is one routing generation. Emit holds mu.RLock while it uses it;
+// Reload retires a replaced state by taking mu.Lock, which waits for the
+// Emits still using it (so nothing is appended to an output it removed
+// after it closes that output's queue).
+type state struct {
+	mu      sync.RWMutex
+	retired bool
+	table   *rules.Table
+	outs    []*liveOutput // indexed like the table's output indices
+	routeC  []prometheus.Counter
+	scratch sync.Pool
+}
+
+// liveOutput is a running output: its spec, its queue and its worker.
+type liveOutput struct {
+	spec *OutputSpec
+	// q is usable once ready is closed. It is closed at creation except
+	// while a reload replaces the queue of a changed output; appenders wait.
+	q       Queue
+	ready   chan struct{}
+	removed atomic.Bool // Reload removed it: appends refused are counted, not errors
+	// next is set when a reload gave this output a new queue: appends this
+	// queue refuses go there instead.
+	next atomic.Pointer[liveOutput]
+	err  error // set before ready closes if the queue could not be opened
+	stop    context.CancelFunc
+	halt    context.CancelFunc
+	done    chan struct{} // closed when the worker returned
+}
+
+func (o *liveOutput) queue() Queue {
+	select {
+	case <-o.ready:
+		if o.err != nil {
+			return nil
+		}
+		return o.q
+	default:
+		return nil
+	}
+}
+
+func (o *liveOutput) append(ctx context.Context, evs []*event.Event) (int, error) {
+	select {
+	case <-o.ready:
+	default:
+		select {
+		case <-o.ready:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+	if o.err != nil {
+		return 0, o.err
+	}
+	dropped, err := o.q.Append(ctx, evs)
+	if n := o.next.Load(); n != nil && errors.Is(err, ErrQueueClosed) {
+		return n.append(ctx, evs) // at least once: some may be in both queues
+	}
+	return dropped, err
+}
+
+// liveInput is a running input.
+type liveInput struct {
+	spec   *InputSpec
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
 // Options are the injected dependencies of a Router.
 type Options struct {
 	Logger   *slog.Logger         // nil discards
 	Registry *prometheus.Registry // metrics are registered here and served on /metrics; nil = a new one
 	Version  string               // reported by sluice_build_info
+	// ConfigFile and Plugins are what Reload loads (SIGHUP, POST /reload);
+	// without ConfigFile, Reload reports an error.
+	ConfigFile string
+	Plugins    Registry
+	// OnReload, if set, is called after each successful Reload with the
+	// configuration now in force (cmd/sluice applies memory_limit).
+	OnReload func(*Config)
 }
 
 // New prepares a Router for cfg (which must have loaded without errors). It
@@ -65,45 +159,43 @@ func New(cfg *Config, opts Options) *Router {
 		opts.Registry = prometheus.NewRegistry()
 	}
 	r := &Router{cfg: cfg, log: opts.Logger.With("component", "router"), reg: opts.Registry,
-		version: opts.Version, ready: make(chan struct{})}
-	r.table.Store(cfg.Table)
-	nOut := len(cfg.Outputs)
-	nRoutes := len(cfg.Routes)
-	r.scratch.New = func() any {
-		return &scratch{per: make([][]*event.Event, nOut), routeN: make([]int, nRoutes)}
+		version: opts.Version, opts: opts, metrics: cfg.metrics, ready: make(chan struct{}),
+		outs: map[string]*liveOutput{}, ins: map[string]*liveInput{}, reloadG: newReloadMetrics()}
+	r.dropC[0] = r.metrics.routerDropped.WithLabelValues("route")
+	r.dropC[1] = r.metrics.routerDropped.WithLabelValues("unmatched")
+	var outs []*liveOutput
+	for _, o := range cfg.Outputs {
+		lo := &liveOutput{spec: o, ready: make(chan struct{})}
+		r.outs[o.Name] = lo
+		outs = append(outs, lo)
 	}
-	for _, rs := range cfg.Routes {
-		r.routeC = append(r.routeC, cfg.metrics.routeMatches.WithLabelValues(rs.Name))
-	}
-	r.dropC[0] = cfg.metrics.routerDropped.WithLabelValues("route")
-	r.dropC[1] = cfg.metrics.routerDropped.WithLabelValues("unmatched")
+	r.state.Store(r.newState(cfg, outs))
 	return r
 }
 
-// openQueues creates every output's queue; disk queues recover their
-// directory here. On error the queues opened so far are closed.
-func (r *Router) openQueues() error {
-	for _, o := range r.cfg.Outputs {
-		var q Queue = newMemQueue(o.Queue)
-		if o.Queue.Type == "disk" {
-			dq, err := openDiskQueue(o.Queue.Dir, o.Queue, r.log.With("component", "spool", "output", o.Name))
-			if err != nil {
-				r.closeQueues()
-				return fmt.Errorf("output %q: opening its disk queue: %w", o.Name, err)
-			}
-			q = dq
-		}
-		r.queues = append(r.queues, q)
+func (r *Router) newState(cfg *Config, outs []*liveOutput) *state {
+	s := &state{table: cfg.Table, outs: outs}
+	for _, rs := range cfg.Routes {
+		s.routeC = append(s.routeC, r.metrics.routeMatches.WithLabelValues(rs.Name))
 	}
-	return nil
+	nOut, nRoutes := len(outs), len(cfg.Routes)
+	s.scratch.New = func() any {
+		return &scratch{per: make([][]*event.Event, nOut), routeN: make([]int, nRoutes)}
+	}
+	return s
 }
 
-func (r *Router) closeQueues() {
-	for i, q := range r.queues {
-		if err := q.Close(); err != nil {
-			r.log.Error("closing queue", "output", r.cfg.Outputs[i].Name, "err", err)
-		}
+// openQueue opens the queue an output's spec asks for; a disk queue
+// recovers its directory here.
+func (r *Router) openQueue(o *OutputSpec) (Queue, error) {
+	if o.Queue.Type != "disk" {
+		return newMemQueue(o.Queue), nil
 	}
+	dq, err := openDiskQueue(o.Queue.Dir, o.Queue, r.log.With("component", "spool", "output", o.Name))
+	if err != nil {
+		return nil, fmt.Errorf("output %q: opening its disk queue: %w", o.Name, err)
+	}
+	return dq, nil
 }
 
 // Ready is closed once every input accepts data; /readyz follows it.
@@ -116,6 +208,13 @@ func (r *Router) AdminAddr() net.Addr {
 	return r.adminAddr
 }
 
+// Config returns the configuration in force (it changes on Reload).
+func (r *Router) Config() *Config {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cfg
+}
+
 // scratch is per-Emit working memory, pooled so Emit does not allocate.
 type scratch struct {
 	per     [][]*event.Event // per output index
@@ -124,15 +223,30 @@ type scratch struct {
 	routeN  []int
 }
 
-// Emit implements inputs.Sink: route each event, then append it to the
-// queue of every output chosen. Safe for concurrent use by all inputs.
+// Emit implements inputs.Sink: route each event with the routing state in
+// force when Emit is called, then append it to the queue of every output
+// chosen. Safe for concurrent use by all inputs and with Reload.
 func (r *Router) Emit(ctx context.Context, evs []*event.Event) error {
 	if r.closing.Load() {
 		return inputs.ErrClosed
 	}
-	t := r.table.Load()
-	s := r.scratch.Get().(*scratch)
-	defer r.scratch.Put(s)
+	for {
+		s := r.state.Load()
+		s.mu.RLock()
+		if s.retired { // replaced between Load and RLock: use the new one
+			s.mu.RUnlock()
+			continue
+		}
+		err := r.emit(ctx, s, evs)
+		s.mu.RUnlock()
+		return err
+	}
+}
+
+func (r *Router) emit(ctx context.Context, st *state, evs []*event.Event) error {
+	t := st.table
+	s := st.scratch.Get().(*scratch)
+	defer st.scratch.Put(s)
 	var unmatched, dropRoute, dropUnmatched int
 	for _, ev := range evs {
 		var um bool
@@ -157,12 +271,12 @@ func (r *Router) Emit(ctx context.Context, evs []*event.Event) error {
 	}
 	for i, n := range s.routeN {
 		if n > 0 {
-			r.routeC[i].Add(float64(n))
+			st.routeC[i].Add(float64(n))
 			s.routeN[i] = 0
 		}
 	}
 	if unmatched > 0 {
-		r.cfg.metrics.unmatched.Add(float64(unmatched))
+		r.metrics.unmatched.Add(float64(unmatched))
 	}
 	if dropRoute > 0 {
 		r.dropC[0].Add(float64(dropRoute))
@@ -177,21 +291,29 @@ func (r *Router) Emit(ctx context.Context, evs []*event.Event) error {
 		if len(list) == 0 {
 			continue
 		}
-		dropped, err := r.queues[i].Append(ctx, list)
+		o := st.outs[i]
+		dropped, err := o.append(ctx, list)
 		if dropped > 0 {
-			r.cfg.metrics.outDropped.WithLabelValues(r.cfg.Outputs[i].Name, "queue_full").Add(float64(dropped))
+			r.metrics.outDropped.WithLabelValues(o.spec.Name, "queue_full").Add(float64(dropped))
 		}
 		if errors.Is(err, ErrQueueClosed) {
-			err = inputs.ErrClosed
+			if o.removed.Load() {
+				// Routed by a configuration that a reload replaced, to an
+				// output it removed whose queue stayed full past the grace
+				// period: counted, and not the input's failure.
+				r.metrics.outDropped.WithLabelValues(o.spec.Name, "removed").Add(float64(len(list)))
+				err = nil
+			} else {
+				err = inputs.ErrClosed
+			}
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("output %q: %w", r.cfg.Outputs[i].Name, err))
+			errs = append(errs, fmt.Errorf("output %q: %w", o.spec.Name, err))
 		}
 		clear(list) // do not pin events in the pool
 		s.per[i] = list[:0]
 	}
-	err := errors.Join(errs...)
-	return err
+	return errors.Join(errs...)
 }
 
 // Run starts everything and blocks until ctx is cancelled or an input fails,
@@ -199,137 +321,25 @@ func (r *Router) Emit(ctx context.Context, evs []*event.Event) error {
 // shutdown_timeout, outputs close. It returns the first input or startup
 // error (nil after a clean, requested shutdown). Run is called once.
 func (r *Router) Run(ctx context.Context) error {
-	if err := r.register(); err != nil {
+	r.mu.Lock()
+	if err := r.start(ctx); err != nil {
+		r.mu.Unlock()
 		return err
 	}
-	for _, in := range r.cfg.Inputs {
-		if err := os.MkdirAll(in.StateDir, 0o750); err != nil {
-			return fmt.Errorf("input %q: creating state dir: %w", in.Name, err)
-		}
-	}
-	var opened []*OutputSpec
-	closeOutputs := func(list []*OutputSpec) {
-		for _, o := range list {
-			if err := o.Output.Close(); err != nil {
-				r.log.Error("closing output", "output", o.Name, "err", err)
-			}
-		}
-	}
-	for _, o := range r.cfg.Outputs {
-		if err := os.MkdirAll(o.StateDir, 0o750); err != nil {
-			closeOutputs(opened)
-			return fmt.Errorf("output %q: creating state dir: %w", o.Name, err)
-		}
-		if op, ok := o.Output.(outputs.Opener); ok {
-			if err := op.Open(ctx); err != nil {
-				closeOutputs(opened)
-				return fmt.Errorf("output %q: %w", o.Name, err)
-			}
-		}
-		opened = append(opened, o)
-	}
-	if err := r.openQueues(); err != nil {
-		closeOutputs(opened)
-		return err
-	}
-	defer r.closeQueues()
-
-	var admin *http.Server
-	if r.cfg.AdminListen != "" {
-		ln, err := net.Listen("tcp", r.cfg.AdminListen)
-		if err != nil {
-			closeOutputs(opened)
-			return fmt.Errorf("admin listener: %w", err)
-		}
-		r.adminMu.Lock()
-		r.adminAddr = ln.Addr()
-		r.adminMu.Unlock()
-		admin = &http.Server{Handler: r.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
-		go func() {
-			if err := admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				r.log.Error("admin listener stopped", "err", err)
-			}
-		}()
-		r.log.Info("admin listening", "addr", ln.Addr().String())
-	}
-
-	// Workers run under their own context: they keep draining after ctx ends.
-	wctx, wcancel := context.WithCancel(context.Background())
-	defer wcancel()
-	var wwg sync.WaitGroup
-	for i, o := range r.cfg.Outputs {
-		w := newWorker(o, r.queues[i], r.cfg.metrics, r.log.With("output", o.Name))
-		wwg.Go(func() {
-			if err := w.run(wctx); err != nil && !errors.Is(err, context.Canceled) {
-				r.log.Error("output worker stopped", "output", o.Name, "err", err)
-			}
-		})
-	}
-
-	ictx, icancel := context.WithCancel(ctx)
-	defer icancel()
-	var iwg sync.WaitGroup
-	inErr := make(chan error, len(r.cfg.Inputs))
-	for _, in := range r.cfg.Inputs {
-		iwg.Go(func() {
-			if err := in.Input.Run(ictx, r); err != nil {
-				inErr <- fmt.Errorf("input %q: %w", in.Name, err)
-			}
-		})
-	}
-	go r.waitReady(ictx)
+	cfg := r.cfg
+	r.mu.Unlock()
+	go r.waitReady(r.ictx, cfg)
 
 	var runErr error
 	select {
 	case <-ctx.Done():
-	case runErr = <-inErr:
+	case runErr = <-r.inErr:
 		r.log.Error("input failed; shutting down", "err", runErr)
 	}
-
-	// Shutdown, in order.
-	// Inputs stop first and flush what they already read (Emit still
-	// accepts while there is room); only then are new events refused.
-	r.log.Info("shutting down", "drain_timeout", r.cfg.ShutdownTimeout)
-	r.draining.Store(true)
-	icancel()
-	iwg.Wait()
-	r.closing.Store(true)
-	for _, q := range r.queues {
-		q.CloseAppend()
-	}
-	drained := make(chan struct{})
-	go func() { wwg.Wait(); close(drained) }()
-	t := time.NewTimer(r.cfg.ShutdownTimeout)
-	select {
-	case <-drained:
-		t.Stop()
-	case <-t.C:
-		r.log.Warn("shutdown timeout reached; abandoning undelivered events")
-		wcancel()
-		<-drained
-	}
-	for i, q := range r.queues {
-		n, _ := q.Len()
-		if n == 0 {
-			continue
-		}
-		o := r.cfg.Outputs[i]
-		if o.Queue.Type == "disk" {
-			r.log.Info("undelivered events stay in the disk queue for the next start", "output", o.Name, "events", n)
-			continue
-		}
-		r.cfg.metrics.outDropped.WithLabelValues(o.Name, "shutdown").Add(float64(n))
-		r.log.Error("events left in a memory queue at shutdown were lost", "output", o.Name, "events", n)
-	}
-	closeOutputs(r.cfg.Outputs)
-	if admin != nil {
-		sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_ = admin.Shutdown(sctx)
-		scancel()
-	}
+	r.shutdown()
 	if runErr == nil {
 		select {
-		case runErr = <-inErr:
+		case runErr = <-r.inErr:
 		default:
 		}
 	}
@@ -337,8 +347,189 @@ func (r *Router) Run(ctx context.Context) error {
 	return runErr
 }
 
-func (r *Router) waitReady(ctx context.Context) {
-	for _, in := range r.cfg.Inputs {
+// start opens the outputs and their queues, the admin listener, the
+// workers and the inputs. On error everything opened is closed again.
+// Called with r.mu held.
+func (r *Router) start(ctx context.Context) error {
+	cfg := r.cfg
+	if err := r.register(); err != nil {
+		return err
+	}
+	for _, in := range cfg.Inputs {
+		if err := os.MkdirAll(in.StateDir, 0o750); err != nil {
+			return fmt.Errorf("input %q: creating state dir: %w", in.Name, err)
+		}
+	}
+	var opened []*liveOutput
+	undo := func() {
+		for _, o := range opened {
+			if o.q != nil {
+				if err := o.q.Close(); err != nil {
+					r.log.Error("closing queue", "output", o.spec.Name, "err", err)
+				}
+			}
+			if err := o.spec.Output.Close(); err != nil {
+				r.log.Error("closing output", "output", o.spec.Name, "err", err)
+			}
+		}
+	}
+	for _, lo := range r.state.Load().outs {
+		o := lo.spec
+		if err := os.MkdirAll(o.StateDir, 0o750); err != nil {
+			undo()
+			return fmt.Errorf("output %q: creating state dir: %w", o.Name, err)
+		}
+		if op, ok := o.Output.(outputs.Opener); ok {
+			if err := op.Open(ctx); err != nil {
+				undo()
+				return fmt.Errorf("output %q: %w", o.Name, err)
+			}
+		}
+		opened = append(opened, lo)
+	}
+	for _, lo := range opened {
+		q, err := r.openQueue(lo.spec)
+		if err != nil {
+			undo()
+			return err
+		}
+		lo.q = q
+		close(lo.ready)
+	}
+
+	if cfg.AdminListen != "" {
+		ln, err := net.Listen("tcp", cfg.AdminListen)
+		if err != nil {
+			undo()
+			return fmt.Errorf("admin listener: %w", err)
+		}
+		r.adminMu.Lock()
+		r.adminAddr = ln.Addr()
+		r.adminMu.Unlock()
+		admin := &http.Server{Handler: r.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				r.log.Error("admin listener stopped", "err", err)
+			}
+		}()
+		r.adminSrv = admin
+		r.log.Info("admin listening", "addr", ln.Addr().String())
+	}
+
+	// Workers run under their own context: they keep draining after ctx ends.
+	wctx, wcancel := context.WithCancel(context.Background())
+	r.wctx, r.wcancel = wctx, wcancel
+	for _, lo := range opened {
+		r.startWorker(lo)
+	}
+	ictx, icancel := context.WithCancel(ctx)
+	r.ictx, r.icancel = ictx, icancel
+	r.inErr = make(chan error, len(cfg.Inputs))
+	for _, in := range cfg.Inputs {
+		r.startInput(in, true)
+	}
+	r.running = true
+	return nil
+}
+
+// startWorker starts lo's worker under r.wctx.
+func (r *Router) startWorker(lo *liveOutput) {
+	hard, halt := context.WithCancel(r.wctx)
+	soft, stop := context.WithCancel(hard)
+	lo.halt, lo.stop, lo.done = halt, stop, make(chan struct{})
+	w := newWorker(lo.spec, lo.q, r.metrics, r.log.With("output", lo.spec.Name))
+	r.wwg.Go(func() {
+		defer close(lo.done)
+		defer halt()
+		if err := w.run(hard, soft); err != nil && !errors.Is(err, context.Canceled) {
+			r.log.Error("output worker stopped", "output", lo.spec.Name, "err", err)
+		}
+	})
+}
+
+// startInput runs in under r.ictx. The failure of an input started by Run
+// (fatal) shuts the daemon down; one started by a reload is logged.
+func (r *Router) startInput(in *InputSpec, fatal bool) {
+	ctx, cancel := context.WithCancel(r.ictx)
+	li := &liveInput{spec: in, cancel: cancel, done: make(chan struct{})}
+	r.ins[in.Name] = li
+	r.iwg.Go(func() {
+		defer close(li.done)
+		defer cancel()
+		if err := in.Input.Run(ctx, r); err != nil {
+			err = fmt.Errorf("input %q: %w", in.Name, err)
+			if fatal {
+				r.inErr <- err
+				return
+			}
+			r.log.Error("input started by a reload failed", "input", in.Name, "err", err)
+			r.reloadG.inputFailures.Inc()
+		}
+	})
+}
+
+// shutdown stops everything, in order: inputs stop first and flush what
+// they already read (Emit still accepts while there is room); only then
+// are new events refused, and the queues drain for at most
+// shutdown_timeout.
+func (r *Router) shutdown() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.running = false
+	cfg := r.cfg
+	r.log.Info("shutting down", "drain_timeout", cfg.ShutdownTimeout)
+	r.draining.Store(true)
+	r.icancel()
+	r.iwg.Wait()
+	r.closing.Store(true)
+	outs := r.state.Load().outs
+	for _, o := range outs {
+		o.q.CloseAppend()
+	}
+	drained := make(chan struct{})
+	go func() { r.wwg.Wait(); close(drained) }()
+	t := time.NewTimer(cfg.ShutdownTimeout)
+	select {
+	case <-drained:
+		t.Stop()
+	case <-t.C:
+		r.log.Warn("shutdown timeout reached; abandoning undelivered events")
+		r.wcancel()
+		<-drained
+	}
+	for _, o := range outs {
+		r.retireQueue(o, "shutdown")
+		if err := o.spec.Output.Close(); err != nil {
+			r.log.Error("closing output", "output", o.spec.Name, "err", err)
+		}
+	}
+	if r.adminSrv != nil {
+		sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = r.adminSrv.Shutdown(sctx)
+		scancel()
+	}
+	r.wcancel()
+}
+
+// retireQueue reports what is left in o's queue (kept on disk, or lost
+// from memory and counted with reason) and closes it. The worker has
+// stopped.
+func (r *Router) retireQueue(o *liveOutput, reason string) {
+	if n, _ := o.q.Len(); n > 0 {
+		if o.spec.Queue.Type == "disk" {
+			r.log.Info("undelivered events stay in the disk queue for the next start", "output", o.spec.Name, "events", n)
+		} else {
+			r.metrics.outDropped.WithLabelValues(o.spec.Name, reason).Add(float64(n))
+			r.log.Error("events left in a memory queue were lost", "output", o.spec.Name, "events", n, "reason", reason)
+		}
+	}
+	if err := o.q.Close(); err != nil {
+		r.log.Error("closing queue", "output", o.spec.Name, "err", err)
+	}
+}
+
+func (r *Router) waitReady(ctx context.Context, cfg *Config) {
+	for _, in := range cfg.Inputs {
 		if rd, ok := in.Input.(inputs.Readier); ok {
 			select {
 			case <-rd.Ready():
@@ -348,11 +539,11 @@ func (r *Router) waitReady(ctx context.Context) {
 		}
 	}
 	close(r.ready)
-	r.log.Info("ready", "inputs", len(r.cfg.Inputs), "outputs", len(r.cfg.Outputs), "routes", len(r.cfg.Routes))
+	r.log.Info("ready", "inputs", len(cfg.Inputs), "outputs", len(cfg.Outputs), "routes", len(cfg.Routes))
 }
 
 func (r *Router) register() error {
-	if err := r.cfg.metrics.register(r.reg); err != nil {
+	if err := r.metrics.register(r.reg); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "sluice", Name: "build_info",
@@ -363,18 +554,17 @@ func (r *Router) register() error {
 			return fmt.Errorf("registering metrics: %w", err)
 		}
 	}
+	if err := r.reloadG.register(r.reg); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
 	for _, in := range r.cfg.Inputs {
-		if c, ok := in.Input.(prometheus.Collector); ok {
-			if err := r.reg.Register(c); err != nil {
-				return fmt.Errorf("registering metrics of input %q: %w", in.Name, err)
-			}
+		if err := r.registerPlugin(in.Input); err != nil {
+			return fmt.Errorf("registering metrics of input %q: %w", in.Name, err)
 		}
 	}
 	for _, o := range r.cfg.Outputs {
-		if c, ok := o.Output.(prometheus.Collector); ok {
-			if err := r.reg.Register(c); err != nil {
-				return fmt.Errorf("registering metrics of output %q: %w", o.Name, err)
-			}
+		if err := r.registerPlugin(o.Output); err != nil {
+			return fmt.Errorf("registering metrics of output %q: %w", o.Name, err)
 		}
 	}
 	return nil
@@ -440,9 +630,13 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
-	for i, q := range c.r.queues {
+	for _, o := range c.r.state.Load().outs {
+		q := o.queue()
+		if q == nil {
+			continue
+		}
 		n, b := q.Len()
-		name := c.r.cfg.Outputs[i].Name
+		name := o.spec.Name
 		ch <- prometheus.MustNewConstMetric(queueEventsDesc, prometheus.GaugeValue, float64(n), name)
 		ch <- prometheus.MustNewConstMetric(queueBytesDesc, prometheus.GaugeValue, float64(b), name)
 		if dq, ok := q.(*diskQueue); ok {

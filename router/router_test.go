@@ -27,6 +27,7 @@ type feedInput struct {
 	fail    bool
 	flush   string // emitted after ctx is cancelled, as an input flushes what it read
 	flushed chan error
+	stopped chan struct{} // closed when Run returns
 }
 
 type feedConfig struct {
@@ -35,6 +36,7 @@ type feedConfig struct {
 }
 
 func (f *feedInput) Run(ctx context.Context, sink inputs.Sink) error {
+	defer close(f.stopped)
 	if f.fail {
 		return errors.New("cannot bind")
 	}
@@ -123,7 +125,7 @@ func testRegistry() Registry {
 		Inputs: map[string]inputs.Type{
 			"feed": inputs.NewType(func() *feedConfig { return &feedConfig{} }, func(c *feedConfig, _ inputs.Env) (inputs.Input, error) {
 				return &feedInput{sinkCh: make(chan inputs.Sink, 1), ready: make(chan struct{}), fail: c.Fail,
-					flush: c.Flush, flushed: make(chan error, 1)}, nil
+					flush: c.Flush, flushed: make(chan error, 1), stopped: make(chan struct{})}, nil
 			}),
 		},
 		Outputs: map[string]outputs.Type{
@@ -653,7 +655,8 @@ func TestEmitIsolatesAFailingQueue(t *testing.T) {
 	cfg := mustLoad(t, twoOutputs)
 	r, sink, stop := start(t, cfg)
 	<-r.Ready()
-	r.queues[0] = failingQueue{r.queues[0]}                                       // output "a"
+	a := r.state.Load().outs[0] // output "a"
+	a.q = failingQueue{a.q}
 	err := sink.Emit(context.Background(), []*event.Event{ev("crit-auth", 4, 2)}) // routed to a and b
 	if err == nil || !strings.Contains(err.Error(), `output "a"`) {
 		t.Fatalf("Emit = %v; want the failing output's error", err)
@@ -685,7 +688,7 @@ func (c collectingOutput) Collect(ch chan<- prometheus.Metric) { c.c.Collect(ch)
 func TestPluginCollectorsRegistered(t *testing.T) {
 	reg := testRegistry()
 	reg.Inputs["cfeed"] = inputs.NewType(func() *feedConfig { return &feedConfig{} }, func(c *feedConfig, _ inputs.Env) (inputs.Input, error) {
-		in := &feedInput{sinkCh: make(chan inputs.Sink, 1), ready: make(chan struct{}), flushed: make(chan error, 1)}
+		in := &feedInput{sinkCh: make(chan inputs.Sink, 1), ready: make(chan struct{}), flushed: make(chan error, 1), stopped: make(chan struct{})}
 		return collectingInput{in, prometheus.NewCounter(prometheus.CounterOpts{Name: "test_input_metric_total", Help: "x"})}, nil
 	})
 	reg.Outputs["ccap"] = outputs.NewType(func() *captureConfig { return &captureConfig{} }, func(c *captureConfig, _ outputs.Env) (outputs.Output, error) {

@@ -43,12 +43,16 @@ func newWorker(spec *OutputSpec, q Queue, m *Metrics, log *slog.Logger) *worker 
 	}
 }
 
-// run delivers until the queue is closed and drained (returns nil) or ctx
-// is cancelled (forced shutdown: returns ctx.Err(), the batch in flight and
-// anything still queued stay undelivered).
-func (w *worker) run(ctx context.Context) error {
+// run delivers until the queue is closed and drained (returns nil), or
+// soft ends (the worker stops between batches, or between the attempts of
+// a failing batch) or hard ends (a forced stop: a Write in progress is
+// cancelled). When it stops holding an undelivered batch it gives the batch
+// back with Unread, so the next worker on the queue delivers it (at least
+// once: a cancelled Write may have reached the destination). It then returns
+// the context's error. soft must be derived from hard.
+func (w *worker) run(hard, soft context.Context) error {
 	for {
-		b, err := w.q.Read(ctx, w.spec.Batch)
+		b, err := w.q.Read(soft, w.spec.Batch)
 		if errors.Is(err, ErrQueueClosed) {
 			return nil
 		}
@@ -57,7 +61,8 @@ func (w *worker) run(ctx context.Context) error {
 		}
 		w.batchSz.Observe(float64(len(b.Events)))
 		if len(b.Events) > 0 {
-			if err := w.deliver(ctx, b); err != nil {
+			if err := w.deliver(hard, soft, b); err != nil {
+				w.q.Unread(b)
 				return err
 			}
 		}
@@ -69,11 +74,12 @@ func (w *worker) run(ctx context.Context) error {
 
 // deliver writes b until it succeeds, fails permanently, exhausts
 // max_attempts (both counted as dropped; nil is returned so the batch is
-// acknowledged) or ctx ends (ctx.Err()).
-func (w *worker) deliver(ctx context.Context, b Batch) error {
+// acknowledged), or the worker is told to stop: hard ends (hard.Err()), or
+// soft ends before another attempt (soft.Err()).
+func (w *worker) deliver(hard, soft context.Context, b Batch) error {
 	backoff := w.spec.Retry.Initial
 	for attempt := 1; ; attempt++ {
-		err := w.spec.Output.Write(ctx, b.Events)
+		err := w.spec.Output.Write(hard, b.Events)
 		if err == nil {
 			w.sent.Add(float64(len(b.Events)))
 			oldest := b.Events[0].Received
@@ -85,8 +91,8 @@ func (w *worker) deliver(ctx context.Context, b Batch) error {
 			w.latency.Observe(time.Since(oldest).Seconds())
 			return nil
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
+		if hard.Err() != nil {
+			return hard.Err()
 		}
 		var partial *outputs.PartialError
 		if errors.As(err, &partial) && partial.Rejected > 0 && partial.Rejected <= len(b.Events) {
@@ -116,12 +122,15 @@ func (w *worker) deliver(ctx context.Context, b Batch) error {
 			sleep = min(ra.After, w.spec.Retry.Max)
 		}
 		w.log.Warn("output write failed; retrying", "attempt", attempt, "in", sleep.Round(time.Millisecond), "err", err)
+		if soft.Err() != nil {
+			return soft.Err()
+		}
 		t := time.NewTimer(sleep)
 		select {
 		case <-t.C:
-		case <-ctx.Done():
+		case <-soft.Done():
 			t.Stop()
-			return ctx.Err()
+			return soft.Err()
 		}
 		w.retryC.Inc()
 		backoff = min(backoff*2, w.spec.Retry.Max)

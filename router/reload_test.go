@@ -1,0 +1,403 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sluicelog/sluice/router/event"
+)
+
+// reloadRig runs a router on a config file in a temporary directory, so
+// Reload reads the file as the daemon does.
+type reloadRig struct {
+	t    *testing.T
+	dir  string
+	path string
+	r    *Router
+	reg  *prometheus.Registry
+	stop func() error
+}
+
+func startReloadable(t *testing.T, src string) *reloadRig {
+	t.Helper()
+	rig := &reloadRig{t: t, dir: t.TempDir()}
+	rig.path = filepath.Join(rig.dir, "sluice.hcl")
+	rig.write(src)
+	plugins := testRegistry()
+	cfg, diags := LoadFile(rig.path, plugins)
+	if diags.HasErrors() {
+		t.Fatalf("config did not load: %v", diags)
+	}
+	rig.reg = prometheus.NewRegistry()
+	rig.r = New(cfg, Options{Registry: rig.reg, ConfigFile: rig.path, Plugins: plugins})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rig.r.Run(ctx) }()
+	select {
+	case <-rig.r.Ready():
+	case err := <-done:
+		cancel()
+		t.Fatalf("Run returned early: %v", err)
+	case <-time.After(5 * time.Second):
+		cancel()
+		t.Fatal("router never became ready")
+	}
+	var once sync.Once
+	var err error
+	rig.stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(20 * time.Second):
+				err = errors.New("Run did not return")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { rig.stop() })
+	return rig
+}
+
+// write puts src (with data_dir set to the rig's directory) in the file.
+func (rig *reloadRig) write(src string) {
+	rig.t.Helper()
+	src = fmt.Sprintf("data_dir = %q\nshutdown_timeout = \"2s\"\n", rig.dir) + src
+	if err := os.WriteFile(rig.path, []byte(src), 0o644); err != nil {
+		rig.t.Fatal(err)
+	}
+}
+
+func (rig *reloadRig) reload(src string) {
+	rig.t.Helper()
+	rig.write(src)
+	if err := rig.r.Reload(); err != nil {
+		rig.t.Fatalf("reload: %v", err)
+	}
+}
+
+func (rig *reloadRig) emit(msgs ...string) {
+	rig.t.Helper()
+	var evs []*event.Event
+	for _, m := range msgs {
+		evs = append(evs, ev(m, 1, 6))
+	}
+	if err := rig.r.Emit(context.Background(), evs); err != nil {
+		rig.t.Fatalf("Emit: %v", err)
+	}
+}
+
+func (rig *reloadRig) out(name string) *captureOutput { return capture(rig.r.Config(), name) }
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func outputsSrc(names ...string) string {
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, "output \"capture\" %q {\n  queue { type = \"memory\" }\n  batch { max_wait = \"1ms\" }\n}\n", n)
+	}
+	return b.String()
+}
+
+func routeSrc(targets ...string) string {
+	var refs []string
+	for _, t := range targets {
+		refs = append(refs, "output.capture."+t)
+	}
+	return fmt.Sprintf("route \"all\" {\n  to = [%s]\n}\n", strings.Join(refs, ", "))
+}
+
+// Routes swap; an unchanged input and output keep running untouched (same
+// instance, never stopped); an added output starts; a removed one drains
+// what it was given and closes.
+func TestReloadAppliesByName(t *testing.T) {
+	in := "input \"feed\" \"in\" {}\n"
+	rig := startReloadable(t, in+outputsSrc("a", "b")+routeSrc("a"))
+	feed := rig.r.Config().Inputs[0].Input.(*feedInput)
+	a := rig.out("a")
+	rig.emit("one")
+
+	rig.reload(in + outputsSrc("a", "b", "c") + routeSrc("b", "c"))
+	rig.emit("two")
+	c := rig.out("c")
+	if rig.out("a") != a || rig.r.Config().Inputs[0].Input != feed {
+		t.Fatal("an unchanged input or output was replaced")
+	}
+	select {
+	case <-feed.stopped:
+		t.Fatal("the unchanged input was stopped")
+	default:
+	}
+
+	rig.reload(in + outputsSrc("a", "b") + routeSrc("a", "b"))
+	rig.emit("three")
+	waitFor(t, "c to close", func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.closed })
+	waitFor(t, "deliveries", func() bool {
+		return len(rig.out("a").messages()) == 2 && len(rig.out("b").messages()) == 2
+	})
+	for name, want := range map[string]string{"a": "one,three", "b": "two,three"} {
+		if got := strings.Join(rig.out(name).messages(), ","); got != want {
+			t.Errorf("output %s got %q, want %q", name, got, want)
+		}
+	}
+	if got := strings.Join(c.messages(), ","); got != "two" {
+		t.Errorf("removed output c got %q, want two", got)
+	}
+	if a.closed {
+		t.Error("unchanged output a was closed by a reload")
+	}
+	if got := testutil.ToFloat64(rig.r.reloadG.reloads.WithLabelValues("success")); got != 2 {
+		t.Errorf("sluice_config_reloads_total{result=success} = %g, want 2", got)
+	}
+}
+
+// A configuration that does not load changes nothing and sets
+// sluice_config_last_reload_successful to 0 until a good one applies.
+func TestReloadKeepsRunningOnBrokenConfig(t *testing.T) {
+	in := "input \"feed\" \"in\" {}\n"
+	rig := startReloadable(t, in+outputsSrc("a")+routeSrc("a"))
+	rig.write(in + outputsSrc("a") + routeSrc("nope"))
+	err := rig.r.Reload()
+	var re *ReloadError
+	if !errors.As(err, &re) || !strings.Contains(re.Text, "Unknown output") || !strings.Contains(re.Text, "sluice.hcl:") {
+		t.Fatalf("Reload = %v; want a ReloadError naming the unknown output with its position", err)
+	}
+	if got := testutil.ToFloat64(rig.r.reloadG.lastOK); got != 0 {
+		t.Errorf("last_reload_successful = %g after a broken config", got)
+	}
+	rig.emit("still-routed")
+	waitFor(t, "delivery", func() bool { return len(rig.out("a").messages()) == 1 })
+
+	rig.write(strings.Replace(in+outputsSrc("a")+routeSrc("a"), "input", fmt.Sprintf("spool {\n  dir = %q\n}\ninput", t.TempDir()), 1))
+	if err := rig.r.Reload(); err == nil || !strings.Contains(err.Error(), "spool.dir changed") {
+		t.Fatalf("Reload with a new spool.dir = %v; want it refused", err)
+	}
+	rig.reload(in + outputsSrc("a") + routeSrc("a"))
+	if got := testutil.ToFloat64(rig.r.reloadG.lastOK); got != 1 {
+		t.Errorf("last_reload_successful = %g after a good reload", got)
+	}
+}
+
+// A changed output restarts on the same disk queue: the events it had not
+// delivered — including the batch stuck in the old instance's Write — go
+// out through the new instance, in order.
+func TestReloadRestartsChangedOutputOnItsQueue(t *testing.T) {
+	in := "input \"feed\" \"in\" {}\n"
+	outA := func(extra string) string {
+		return "output \"capture\" \"a\" {\n" + extra + "  batch {\n    max_wait = \"1ms\"\n    max_events = 10\n  }\n}\n"
+	}
+	rig := startReloadable(t, in+outA("  gate = true\n")+routeSrc("a"))
+	old := rig.out("a")
+	var msgs []string
+	for i := range 100 {
+		msgs = append(msgs, strconv.Itoa(i))
+	}
+	rig.emit(msgs...)
+	rig.reload(in + outA("") + routeSrc("a"))
+	rig.emit("after")
+	nu := rig.out("a")
+	if nu == old {
+		t.Fatal("the changed output was not replaced")
+	}
+	waitFor(t, "delivery", func() bool { return len(nu.messages()) >= 101 })
+	if got, want := strings.Join(nu.messages(), ","), strings.Join(append(msgs, "after"), ","); got != want {
+		t.Fatalf("new instance got\n%s\nwant\n%s", got, want)
+	}
+	if !old.closed || len(old.messages()) != 0 {
+		t.Fatalf("old instance: closed %v, got %d events", old.closed, len(old.messages()))
+	}
+}
+
+// Changing an output's queue block moves what the old queue held into the
+// new one (memory → disk here).
+func TestReloadMovesEventsToANewQueue(t *testing.T) {
+	in := "input \"feed\" \"in\" {}\n"
+	rig := startReloadable(t, in+`output "capture" "a" {
+  gate  = true
+  queue { type = "memory" }
+  batch { max_wait = "1ms" }
+}
+`+routeSrc("a"))
+	rig.emit("1", "2", "3", "4", "5")
+	rig.reload(in + `output "capture" "a" {
+  batch { max_wait = "1ms" }
+}
+` + routeSrc("a"))
+	rig.emit("6")
+	nu := rig.out("a")
+	waitFor(t, "delivery", func() bool { return len(nu.messages()) >= 6 })
+	if got := strings.Join(nu.messages(), ","); got != "1,2,3,4,5,6" {
+		t.Fatalf("got %q, want 1..6 in order", got)
+	}
+	if typ := rig.r.Config().Outputs[0].Queue.Type; typ != "disk" {
+		t.Fatalf("queue type after reload = %q", typ)
+	}
+}
+
+// An added input starts; a changed one restarts (flushing what it read
+// through the routes in force); a removed one stops.
+func TestReloadInputs(t *testing.T) {
+	rig := startReloadable(t, "input \"feed\" \"one\" {}\ninput \"feed\" \"two\" {}\n"+outputsSrc("a")+routeSrc("a"))
+	byName := func() map[string]*feedInput {
+		m := map[string]*feedInput{}
+		for _, in := range rig.r.Config().Inputs {
+			m[in.Name] = in.Input.(*feedInput)
+		}
+		return m
+	}
+	before := byName()
+	rig.reload("input \"feed\" \"one\" {\n  flush_on_stop = \"x\"\n}\ninput \"feed\" \"three\" {}\n" + outputsSrc("a") + routeSrc("a"))
+	after := byName()
+	for name, stopped := range map[string]bool{"one": true, "two": true} {
+		select {
+		case <-before[name].stopped:
+		default:
+			if stopped {
+				t.Errorf("input %s still runs", name)
+			}
+		}
+	}
+	if after["one"] == before["one"] || after["three"] == nil || after["two"] != nil {
+		t.Fatalf("inputs after reload: %v", after)
+	}
+	select {
+	case <-after["three"].ready:
+	case <-time.After(5 * time.Second):
+		t.Fatal("added input never started")
+	}
+}
+
+// Reload under load: while senders stream numbered events, routes change
+// and outputs are added, changed and removed by several reloads. Every
+// event reaches exactly the outputs of one configuration that was in force
+// while it was emitted, once each, and none is lost.
+func TestReloadUnderLoad(t *testing.T) {
+	in := "input \"feed\" \"in\" {}\n"
+	gens := []struct {
+		outs, route []string
+		changeA     bool
+	}{
+		{[]string{"a", "b"}, []string{"a"}, false},
+		{[]string{"a", "b", "x"}, []string{"a", "x"}, false},
+		{[]string{"a", "b", "x"}, []string{"b"}, false},
+		{[]string{"a", "b"}, []string{"a", "b"}, false},
+		{[]string{"a", "b"}, []string{"a"}, true},
+		{[]string{"a", "b", "y"}, []string{"y", "b"}, true},
+		{[]string{"a", "b"}, []string{"b", "a"}, false},
+	}
+	src := func(g int) string {
+		s := in + outputsSrc(gens[g].outs...) + routeSrc(gens[g].route...)
+		if gens[g].changeA {
+			s = strings.Replace(s, "output \"capture\" \"a\" {\n", "output \"capture\" \"a\" {\n  reject = \"never\"\n", 1)
+		}
+		return s
+	}
+	rig := startReloadable(t, src(0))
+	instances := map[*captureOutput]string{}
+	note := func() {
+		for _, o := range rig.r.Config().Outputs {
+			instances[o.Output.(*captureOutput)] = o.Name
+		}
+	}
+	note()
+
+	var started, finished atomic.Int64 // reloads begun / completed
+	type span struct{ lo, hi int64 }
+	var mu sync.Mutex
+	spans := map[string]span{}
+	stopSend := make(chan struct{})
+	var wg sync.WaitGroup
+	for sender := range 2 {
+		wg.Go(func() {
+			for i := 0; i < 200_000; i++ {
+				select {
+				case <-stopSend:
+					return
+				default:
+				}
+				var evs []*event.Event
+				lo := finished.Load()
+				for j := range 5 {
+					evs = append(evs, ev(fmt.Sprintf("%d-%d-%d", sender, i, j), 1, 6))
+				}
+				if err := rig.r.Emit(context.Background(), evs); err != nil {
+					t.Errorf("Emit: %v", err)
+					return
+				}
+				hi := started.Load()
+				mu.Lock()
+				for _, e := range evs {
+					spans[e.Message] = span{lo, hi}
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for g := 1; g < len(gens); g++ {
+		time.Sleep(30 * time.Millisecond)
+		started.Add(1)
+		rig.reload(src(g))
+		finished.Add(1)
+		note()
+	}
+	time.Sleep(30 * time.Millisecond)
+	close(stopSend)
+	wg.Wait()
+	if err := rig.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	got := map[string][]string{} // message → outputs that received it
+	for o, name := range instances {
+		for _, m := range o.messages() {
+			got[m] = append(got[m], name)
+		}
+	}
+	if len(spans) < 1000 {
+		t.Fatalf("only %d events sent", len(spans))
+	}
+	bad := 0
+	for m, sp := range spans {
+		outs := got[m]
+		slices.Sort(outs)
+		ok := false
+		for g := sp.lo; g <= sp.hi && g < int64(len(gens)); g++ {
+			want := slices.Clone(gens[g].route)
+			slices.Sort(want)
+			if slices.Equal(outs, want) {
+				ok = true
+			}
+		}
+		if !ok {
+			if bad++; bad <= 5 {
+				t.Errorf("event %s (configs %d..%d in force) reached %v", m, sp.lo, sp.hi, outs)
+			}
+		}
+	}
+	if bad > 0 {
+		t.Fatalf("%d of %d events misrouted, lost or duplicated", bad, len(spans))
+	}
+	t.Logf("%d events across %d reloads, each delivered exactly as routed", len(spans), len(gens)-1)
+}
