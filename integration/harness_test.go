@@ -87,14 +87,22 @@ type daemon struct {
 // dir/sluice.hcl, starts the binary there and waits for /readyz.
 func startDaemon(t *testing.T, dir, cfg string) *daemon {
 	t.Helper()
+	return startDaemonWith(t, dir, cfg, nil)
+}
+
+// startDaemonWith is startDaemon with extra environment variables and
+// arguments of "sluice run" after "-config sluice.hcl".
+func startDaemonWith(t *testing.T, dir, cfg string, env []string, args ...string) *daemon {
+	t.Helper()
 	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cfg = strings.ReplaceAll(cfg, "%ADMIN%", admin)
 	if err := os.WriteFile(filepath.Join(dir, "sluice.hcl"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	d := &daemon{t: t, dir: dir, admin: admin, exited: make(chan struct{})}
-	d.cmd = exec.Command(sluiceBin, "run", "-config", "sluice.hcl", "-log-level", "debug")
+	d.cmd = exec.Command(sluiceBin, append([]string{"run", "-config", "sluice.hcl", "-log-level", "debug"}, args...)...)
 	d.cmd.Dir = dir
+	d.cmd.Env = append(os.Environ(), env...)
 	d.cmd.Stdout = &lockedWriter{d: d}
 	d.cmd.Stderr = &lockedWriter{d: d}
 	if err := d.cmd.Start(); err != nil {

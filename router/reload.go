@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluicelog/sluice/internal/sdnotify"
 	"github.com/sluicelog/sluice/outputs"
 )
 
@@ -84,6 +85,8 @@ func (r *Router) Reload() error {
 	if r.opts.ConfigFile == "" {
 		return errors.New("reload: no configuration file was given")
 	}
+	r.notify(sdnotify.Reloading())
+	defer r.notify("READY=1")
 	plugins := r.opts.Plugins
 	plugins.metrics = r.metrics
 	cfg, diags := LoadFile(r.opts.ConfigFile, plugins)

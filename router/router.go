@@ -91,9 +91,9 @@ type liveOutput struct {
 	// queue refuses go there instead.
 	next atomic.Pointer[liveOutput]
 	err  error // set before ready closes if the queue could not be opened
-	stop    context.CancelFunc
-	halt    context.CancelFunc
-	done    chan struct{} // closed when the worker returned
+	stop context.CancelFunc
+	halt context.CancelFunc
+	done chan struct{} // closed when the worker returned
 }
 
 func (o *liveOutput) queue() Queue {
@@ -147,6 +147,19 @@ type Options struct {
 	// OnReload, if set, is called after each successful Reload with the
 	// configuration now in force (cmd/sluice applies memory_limit).
 	OnReload func(*Config)
+	// Notify, if set, receives service states in sd_notify(3) form:
+	// READY=1 once every input serves, RELOADING=1 (with MONOTONIC_USEC)
+	// and READY=1 around each reload, STOPPING=1 when shutdown begins.
+	Notify func(state string) error
+}
+
+func (r *Router) notify(state string) {
+	if r.opts.Notify == nil {
+		return
+	}
+	if err := r.opts.Notify(state); err != nil {
+		r.log.Warn("service manager notification failed", "err", err)
+	}
 }
 
 // New prepares a Router for cfg (which must have loaded without errors). It
@@ -476,6 +489,7 @@ func (r *Router) shutdown() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.running = false
+	r.notify("STOPPING=1")
 	cfg := r.cfg
 	r.log.Info("shutting down", "drain_timeout", cfg.ShutdownTimeout)
 	r.draining.Store(true)
@@ -539,6 +553,7 @@ func (r *Router) waitReady(ctx context.Context, cfg *Config) {
 		}
 	}
 	close(r.ready)
+	r.notify("READY=1\nSTATUS=serving")
 	r.log.Info("ready", "inputs", len(cfg.Inputs), "outputs", len(cfg.Outputs), "routes", len(cfg.Routes))
 }
 
@@ -576,6 +591,18 @@ func (r *Router) adminHandler() http.Handler {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("POST /reload", func(w http.ResponseWriter, _ *http.Request) {
+		if err := r.Reload(); err != nil {
+			code := http.StatusInternalServerError
+			var re *ReloadError
+			if errors.As(err, &re) {
+				code = http.StatusBadRequest
+			}
+			http.Error(w, err.Error(), code)
+			return
+		}
+		w.Write([]byte("reloaded\n"))
+	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
 	})

@@ -2,6 +2,7 @@
 //
 //	sluice run -config FILE        run the daemon
 //	sluice validate -config FILE   check a configuration; exit 0 if valid, 1 otherwise
+//	sluice reload -config FILE     validate, then ask the running daemon to reload (admin POST /reload)
 //	sluice spool status -config FILE | -dir DIR [-json]
 //	                               print the disk queues' backlogs (read-only; works while the daemon runs)
 //	sluice keygen [-out PREFIX]    make a CURVE keypair for the zmq input and output
@@ -24,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluicelog/sluice/inputs"
+	"github.com/sluicelog/sluice/internal/sdnotify"
 	syslogin "github.com/sluicelog/sluice/inputs/syslog"
 	tailin "github.com/sluicelog/sluice/inputs/tail"
 	zmqin "github.com/sluicelog/sluice/inputs/zmq"
@@ -46,6 +48,8 @@ const usage = `usage: sluice <command> [flags]
 commands:
   run       -config FILE   run the router
   validate  -config FILE   check a configuration and print every error
+  reload    -config FILE [-admin ADDR]
+                           validate FILE, then make the running daemon reload it
   spool status (-config FILE | -dir DIR) [-json]
                            print each disk queue's backlog (read-only)
   keygen    [-out PREFIX]  make a CURVE keypair (Z85) for zmq inputs and outputs
@@ -64,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(args[1:], stderr)
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr)
+	case "reload":
+		return cmdReload(args[1:], stdout, stderr)
 	case "spool":
 		return cmdSpool(args[1:], stdout, stderr)
 	case "keygen":
@@ -124,6 +130,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	path := fs.String("config", "", "configuration file (HCL)")
 	logFormat := fs.String("log-format", "text", `log format: "text" or "json"`)
 	logLevel := fs.String("log-level", "info", `log level: "debug", "info", "warn" or "error"`)
+	logFile := fs.String("log-file", "", "append logs to this file instead of stderr (SIGUSR1 reopens it, for logrotate)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -131,7 +138,18 @@ func cmdRun(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sluice run: -config is required")
 		return 2
 	}
-	log, err := newLogger(stderr, *logFormat, *logLevel)
+	var logOut io.Writer = stderr
+	var rf *reopenFile
+	if *logFile != "" {
+		var err error
+		if rf, err = openReopenFile(*logFile); err != nil {
+			fmt.Fprintf(stderr, "sluice run: %v\n", err)
+			return 1
+		}
+		defer rf.Close()
+		logOut = rf
+	}
+	log, err := newLogger(logOut, *logFormat, *logLevel)
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice run: %v\n", err)
 		return 2
@@ -144,13 +162,23 @@ func cmdRun(args []string, stderr io.Writer) int {
 	applyMemoryLimit(cfg, log)
 	reg := prometheus.NewRegistry()
 	router.RegisterRuntimeMetrics(reg)
-	r := router.New(cfg, router.Options{Logger: log, Registry: reg, Version: version})
+	notifier := sdnotify.FromEnv()
+	r := router.New(cfg, router.Options{
+		Logger: log, Registry: reg, Version: version,
+		ConfigFile: *path, Plugins: registry(log),
+		OnReload: func(c *router.Config) { applyMemoryLimit(c, log) },
+		Notify:   notifier.Notify,
+	})
 
-	// The first SIGINT/SIGTERM starts a graceful shutdown; a second exits at once.
+	// The first SIGINT/SIGTERM starts a graceful shutdown; a second exits at
+	// once. SIGHUP reloads the configuration; SIGUSR1 reopens -log-file.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP, syscall.SIGUSR1)
+	defer signal.Stop(hups)
 	go func() {
 		s := <-sigs
 		log.Info("signal received; shutting down (send again to exit at once)", "signal", s.String())
@@ -159,8 +187,29 @@ func cmdRun(args []string, stderr io.Writer) int {
 		log.Error("second signal; exiting without draining", "signal", s.String())
 		os.Exit(130)
 	}()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case s := <-hups:
+				if s == syscall.SIGUSR1 {
+					if rf != nil {
+						if err := rf.Reopen(); err != nil {
+							log.Error("reopening the log file failed; still writing to the old one", "err", err)
+						} else {
+							log.Info("log file reopened", "path", *logFile)
+						}
+					}
+					continue
+				}
+				log.Info("SIGHUP: reloading the configuration", "config", *path)
+				_ = r.Reload() // logs its own outcome
+			}
+		}
+	}()
 
-	log.Info("starting", "version", version, "config", *path)
+	log.Info("starting", "version", version, "config", *path, "pid", os.Getpid())
 	if err := r.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("sluice stopped with an error", "err", err)
 		return 1
