@@ -25,10 +25,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluicelog/sluice/inputs"
-	"github.com/sluicelog/sluice/internal/sdnotify"
 	syslogin "github.com/sluicelog/sluice/inputs/syslog"
 	tailin "github.com/sluicelog/sluice/inputs/tail"
 	zmqin "github.com/sluicelog/sluice/inputs/zmq"
+	"github.com/sluicelog/sluice/internal/sdnotify"
 	"github.com/sluicelog/sluice/outputs"
 	"github.com/sluicelog/sluice/outputs/archive"
 	"github.com/sluicelog/sluice/outputs/httpout"
