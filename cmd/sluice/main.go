@@ -32,6 +32,7 @@ import (
 	"github.com/sluicelog/sluice/outputs"
 	"github.com/sluicelog/sluice/outputs/archive"
 	"github.com/sluicelog/sluice/outputs/httpout"
+	"github.com/sluicelog/sluice/outputs/syslogout"
 	zmqout "github.com/sluicelog/sluice/outputs/zmq"
 	"github.com/sluicelog/sluice/router"
 )
@@ -99,6 +100,7 @@ func registry(log *slog.Logger) router.Registry {
 		Outputs: map[string]outputs.Type{
 			"archive": outputs.NewType(archive.DefaultConfig, archive.New),
 			"http":    outputs.NewType(httpout.DefaultConfig, httpout.New),
+			"syslog":  outputs.NewType(syslogout.DefaultConfig, syslogout.New),
 			"zmq":     outputs.NewType(zmqout.DefaultConfig, zmqout.New),
 		},
 		Logger: log,

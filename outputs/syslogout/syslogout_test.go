@@ -1,0 +1,465 @@
+package syslogout
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+
+	"github.com/sluicelog/sluice/internal/conf"
+	"github.com/sluicelog/sluice/internal/testpki"
+	"github.com/sluicelog/sluice/outputs"
+	"github.com/sluicelog/sluice/router/event"
+)
+
+func build(t *testing.T, src string) (*output, error) {
+	t.Helper()
+	f, diags := hclsyntax.ParseConfig([]byte(src), "t.hcl", hcl.InitialPos)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	cfg := DefaultConfig()
+	if d := gohcl.DecodeBody(f.Body, nil, cfg); d.HasErrors() {
+		t.Fatal(d)
+	}
+	o, err := New(cfg, outputs.Env{Name: "fwd"})
+	if err != nil {
+		return nil, err
+	}
+	return o.(*output), nil
+}
+
+func mustBuild(t *testing.T, src string) *output {
+	t.Helper()
+	o, err := build(t, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { o.Close() })
+	return o
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, c := range []struct{ name, src, field, want string }{
+		{"no targets", `targets = []`, "targets", "at least one target"},
+		{"scheme", `targets = ["http://h:1"]`, "targets", `unknown scheme "http"`},
+		{"no scheme", `targets = ["h:1"]`, "targets", "invalid target"},
+		{"no port", `targets = ["tcp://h"]`, "targets", "missing port"},
+		{"bad port", `targets = ["tcp://h:0"]`, "targets", "port must be a number from 1 to 65535"},
+		{"empty host", `targets = ["tcp://:514"]`, "targets", "the host is empty"},
+		{"mode", "targets = [\"tcp://h:1\"]\nmode = \"random\"", "mode", `unknown mode "random"`},
+		{"framing", "targets = [\"tcp://h:1\"]\nframing = \"lf\"", "framing", `unknown framing "lf"`},
+		{"format", "targets = [\"tcp://h:1\"]\nformat = \"json\"", "format", `unknown format "json"`},
+		{"timeout", "targets = [\"tcp://h:1\"]\nconnect_timeout = \"soon\"", "connect_timeout", "soon"},
+		{"datagram", "targets = [\"udp://h:1\"]\nmax_datagram_bytes = 100", "max_datagram_bytes", "between 480 and 65507"},
+		{"tls without tls target", "targets = [\"tcp://h:1\"]\ntls {\n}", "tls", "needs at least one tls:// target"},
+		{"tls ca", "targets = [\"tls://h:1\"]\ntls {\n  ca_file = \"/nonexistent\"\n}", "tls.ca_file", "cannot read CA file"},
+		{"tls version", "targets = [\"tls://h:1\"]\ntls {\n  min_version = \"1.1\"\n}", "tls.min_version", "obsolete"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := build(t, c.src)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			var fe *conf.FieldError
+			found := false
+			for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+				if errors.As(e, &fe) && fe.Field == c.field && strings.Contains(fe.Err.Error(), c.want) {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("error %q lacks %s: …%s…", err, c.field, c.want)
+			}
+		})
+	}
+}
+
+func events(n int) []*event.Event {
+	var evs []*event.Event
+	for i := range n {
+		raw := fmt.Sprintf("<165>1 2026-12-04T10:00:00.123Z host app %d ID47 - message %d  ünï", i, i)
+		evs = append(evs, &event.Event{Raw: []byte(raw), Message: fmt.Sprintf("message %d", i), Facility: 20, Severity: 5,
+			Host: "host", App: "app", ProcID: strconv.Itoa(i), Time: time.Date(2026, 12, 4, 9, 5, 7, 0, time.UTC)})
+	}
+	return evs
+}
+
+// sink is a TCP (or TLS) syslog receiver recording everything it reads.
+type sink struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	data  []byte
+	conns int
+	wg    sync.WaitGroup
+	open  []net.Conn
+}
+
+func newSink(t *testing.T, tlsCfg *tls.Config) *sink {
+	t.Helper()
+	return newSinkAt(t, "127.0.0.1:0", tlsCfg)
+}
+
+func newSinkAt(t *testing.T, addr string, tlsCfg *tls.Config) *sink {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	s := &sink{ln: ln}
+	s.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.conns++
+			s.open = append(s.open, c)
+			s.mu.Unlock()
+			s.wg.Go(func() {
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := c.Read(buf)
+					s.mu.Lock()
+					s.data = append(s.data, buf[:n]...)
+					s.mu.Unlock()
+					if err != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+	t.Cleanup(s.close)
+	return s
+}
+
+func (s *sink) addr() string { return s.ln.Addr().String() }
+
+func (s *sink) close() {
+	s.ln.Close()
+	s.mu.Lock()
+	for _, c := range s.open {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+func (s *sink) bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]byte(nil), s.data...)
+}
+
+func (s *sink) waitLen(t *testing.T, n int) []byte {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if b := s.bytes(); len(b) >= n {
+			return b
+		}
+	}
+	t.Fatalf("sink got %d bytes, want %d", len(s.bytes()), n)
+	return nil
+}
+
+func octetCounted(evs []*event.Event) []byte {
+	var b []byte
+	for _, ev := range evs {
+		b = fmt.Appendf(b, "%d %s", len(ev.Raw), ev.Raw)
+	}
+	return b
+}
+
+func TestTCPFramingByteExact(t *testing.T) {
+	evs := events(500)
+	evs[7].Raw = append(evs[7].Raw, "\nsecond line"...)
+	for _, c := range []struct{ framing, want string }{
+		{"octet_counting", string(octetCounted(evs))},
+		{"newline", func() string {
+			var b strings.Builder
+			for _, ev := range evs {
+				b.WriteString(strings.ReplaceAll(string(ev.Raw), "\n", " ") + "\n")
+			}
+			return b.String()
+		}()},
+	} {
+		t.Run(c.framing, func(t *testing.T) {
+			s := newSink(t, nil)
+			o := mustBuild(t, fmt.Sprintf("targets = [\"tcp://%s\"]\nframing = %q", s.addr(), c.framing))
+			if err := o.Write(context.Background(), evs[:200]); err != nil {
+				t.Fatal(err)
+			}
+			if err := o.Write(context.Background(), evs[200:]); err != nil {
+				t.Fatal(err)
+			}
+			if got := s.waitLen(t, len(c.want)); string(got) != c.want {
+				t.Fatalf("sink got %d bytes that differ from the %d expected", len(got), len(c.want))
+			}
+			if s.conns != 1 {
+				t.Fatalf("%d connections for two batches", s.conns)
+			}
+			if c.framing == "newline" && o.lfs.Load() != 1 {
+				t.Fatalf("newlines replaced = %d, want 1", o.lfs.Load())
+			}
+		})
+	}
+}
+
+func TestFormats(t *testing.T) {
+	ev := events(1)[0]
+	ev.SD = event.StructuredData{{ID: "a@1", Params: []event.SDParam{{Name: "k", Value: "v"}}}}
+	for _, c := range []struct{ format, want string }{
+		{"raw", string(ev.Raw)},
+		{"rfc5424", "<165>1 2026-12-04T09:05:07.000000Z host app 0 - [a@1 k=\"v\"] message 0"},
+		{"rfc3164", "<165>Dec  4 09:05:07 host app[0]: message 0"},
+	} {
+		t.Run(c.format, func(t *testing.T) {
+			s := newSink(t, nil)
+			o := mustBuild(t, fmt.Sprintf("targets = [\"tcp://%s\"]\nformat = %q\nframing = \"newline\"", s.addr(), c.format))
+			if err := o.Write(context.Background(), []*event.Event{ev}); err != nil {
+				t.Fatal(err)
+			}
+			got := strings.TrimSuffix(string(s.waitLen(t, len(c.want)+1)), "\n")
+			if got != c.want {
+				t.Fatalf("got  %q\nwant %q", got, c.want)
+			}
+		})
+	}
+}
+
+func TestRFC3164Encoding(t *testing.T) {
+	base := time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)
+	for _, c := range []struct {
+		name string
+		ev   event.Event
+		want string
+	}{
+		{"full", event.Event{Facility: 4, Severity: 2, Time: base.AddDate(0, 0, -10), Host: "web-1", App: "sshd", ProcID: "42", Message: "Accepted key"},
+			"<34>Mar  4 15:09:26 web-1 sshd[42]: Accepted key"},
+		{"two-digit day, no pid", event.Event{Facility: 1, Severity: 6, Time: base, Host: "h", App: "cron", Message: "m"},
+			"<14>Mar 14 15:09:26 h cron: m"},
+		{"no app", event.Event{Facility: 1, Severity: 6, Time: base, Host: "h", Message: "bare"},
+			"<14>Mar 14 15:09:26 h bare"},
+		{"no host", event.Event{Facility: 1, Severity: 6, Time: base, App: "a", Message: "m"},
+			"<14>Mar 14 15:09:26 - a: m"},
+		{"unknown priority", event.Event{Facility: -1, Severity: 6, Time: base, Host: "h", App: "a", Message: "m"},
+			"<13>Mar 14 15:09:26 h a: m"},
+		{"tag cut at bad bytes", event.Event{Facility: 1, Severity: 6, Time: base, Host: "h o", App: "my app:x", Message: "m"},
+			"<14>Mar 14 15:09:26 h my: m"},
+		{"long tag", event.Event{Facility: 1, Severity: 6, Time: base, Host: "h", App: strings.Repeat("x", 40), Message: "m"},
+			"<14>Mar 14 15:09:26 h " + strings.Repeat("x", 32) + ": m"},
+		{"received when no time", event.Event{Facility: 1, Severity: 6, Received: base, Host: "h", App: "a", Message: "m"},
+			"<14>Mar 14 15:09:26 h a: m"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := string(AppendRFC3164(nil, &c.ev)); got != c.want {
+				t.Fatalf("got  %q\nwant %q", got, c.want)
+			}
+		})
+	}
+}
+
+func TestUDP(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	o := mustBuild(t, fmt.Sprintf("targets = [\"udp://%s\"]\nmax_datagram_bytes = 480", pc.LocalAddr()))
+	evs := events(20)
+	evs[3].Raw = []byte(strings.Repeat("x", 1000))
+	if err := o.Write(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 65536)
+	pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for i, ev := range evs {
+		n, _, err := pc.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("datagram %d: %v", i, err)
+		}
+		want := ev.Raw
+		if len(want) > 480 {
+			want = want[:480]
+		}
+		if string(buf[:n]) != string(want) {
+			t.Fatalf("datagram %d = %q, want %q", i, buf[:n], want)
+		}
+	}
+	if o.truncated.Load() != 1 {
+		t.Fatalf("truncated = %d, want 1", o.truncated.Load())
+	}
+}
+
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, dir, "good")
+	other := testpki.NewCA(t, dir, "other")
+	srv := ca.Server(t, "server")
+	cli := ca.Client(t, "client")
+	cert, err := tls.LoadX509KeyPair(srv.CertFile, srv.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509Pool(t, ca.CertFile)
+	s := newSink(t, &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert})
+	evs := events(50)
+
+	good := mustBuild(t, fmt.Sprintf("targets = [\"tls://%s\"]\ntls {\n  ca_file = %q\n  cert_file = %q\n  key_file = %q\n}", s.addr(), ca.CertFile, cli.CertFile, cli.KeyFile))
+	if err := good.Write(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
+	want := octetCounted(evs)
+	if got := s.waitLen(t, len(want)); string(got) != string(want) {
+		t.Fatal("TLS sink got different bytes")
+	}
+
+	wrongCA := mustBuild(t, fmt.Sprintf("targets = [\"tls://%s\"]\ntls {\n  ca_file = %q\n  cert_file = %q\n  key_file = %q\n}", s.addr(), other.CertFile, cli.CertFile, cli.KeyFile))
+	if err := wrongCA.Write(context.Background(), evs); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("Write trusting the wrong CA = %v; want a certificate error", err)
+	}
+	noCert := mustBuild(t, fmt.Sprintf("targets = [\"tls://%s\"]\ntls {\n  ca_file = %q\n}", s.addr(), ca.CertFile))
+	// Under TLS 1.3 the server's refusal arrives after the client's
+	// handshake is done: Write must still report it, not claim delivery.
+	if err := noCert.Write(context.Background(), evs); err == nil || !strings.Contains(err.Error(), "refused the connection after the TLS handshake") {
+		t.Fatalf("Write without a client certificate = %v; want the refusal", err)
+	}
+	if got := s.bytes(); len(got) != len(want) {
+		t.Fatalf("sink got %d bytes from refused clients", len(got)-len(want))
+	}
+}
+
+// Failover: the batch goes to the second target while the first is down,
+// and back to the first once it is up and failback_after has passed.
+func TestFailoverAndFailback(t *testing.T) {
+	primary := newSink(t, nil)
+	paddr := primary.addr()
+	primary.close()
+	secondary := newSink(t, nil)
+	o := mustBuild(t, fmt.Sprintf("targets = [\"tcp://%s\", \"tcp://%s\"]\nfailback_after = \"200ms\"", paddr, secondary.addr()))
+	evs := events(10)
+	if err := o.Write(context.Background(), evs[:5]); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(secondary.waitLen(t, len(octetCounted(evs[:5])))), string(octetCounted(evs[:5])); got != want {
+		t.Fatalf("secondary got %q", got)
+	}
+	if o.failovers.Load() != 1 {
+		t.Fatalf("failovers = %d", o.failovers.Load())
+	}
+	back := newSinkAt(t, paddr, nil)
+	time.Sleep(250 * time.Millisecond)
+	if err := o.Write(context.Background(), evs[5:]); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(back.waitLen(t, len(octetCounted(evs[5:])))), string(octetCounted(evs[5:])); got != want {
+		t.Fatalf("primary after failback got %q", got)
+	}
+}
+
+func TestRoundRobin(t *testing.T) {
+	a, b := newSink(t, nil), newSink(t, nil)
+	o := mustBuild(t, fmt.Sprintf("targets = [\"tcp://%s\", \"tcp://%s\"]\nmode = \"round_robin\"", a.addr(), b.addr()))
+	evs := events(4)
+	for _, ev := range evs {
+		if err := o.Write(context.Background(), []*event.Event{ev}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantA := octetCounted([]*event.Event{evs[0], evs[2]})
+	wantB := octetCounted([]*event.Event{evs[1], evs[3]})
+	if got := a.waitLen(t, len(wantA)); string(got) != string(wantA) {
+		t.Fatalf("a got %q", got)
+	}
+	if got := b.waitLen(t, len(wantB)); string(got) != string(wantB) {
+		t.Fatalf("b got %q", got)
+	}
+}
+
+// A receiver that closes the connection and comes back: Write notices the
+// closed connection (or fails) and a retry delivers; with the receiver
+// down, Write fails and nothing is claimed delivered.
+func TestReconnect(t *testing.T) {
+	s := newSink(t, nil)
+	addr := s.addr()
+	o := mustBuild(t, fmt.Sprintf("targets = [\"tcp://%s\"]\nfailback_after = \"0s\"", addr))
+	evs := events(6)
+	if err := o.Write(context.Background(), evs[:2]); err != nil {
+		t.Fatal(err)
+	}
+	s.waitLen(t, len(octetCounted(evs[:2])))
+	s.close()
+	if err := o.Write(context.Background(), evs[2:4]); err == nil {
+		t.Fatal("Write succeeded with the receiver gone")
+	}
+	s2 := newSinkAt(t, addr, nil)
+	var err error
+	for i := 0; i < 20; i++ {
+		if err = o.Write(context.Background(), evs[2:]); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := octetCounted(evs[2:])
+	if got := s2.waitLen(t, len(want)); string(got) != string(want) {
+		t.Fatalf("after reconnect got %q", got)
+	}
+	if o.targets[0].connects.Load() != 2 {
+		t.Fatalf("connects = %d, want 2", o.targets[0].connects.Load())
+	}
+}
+
+func x509Pool(t *testing.T, file string) *x509CertPool {
+	t.Helper()
+	return loadPool(t, file)
+}
+
+func BenchmarkWriteTCP(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, bufio.NewReader(c))
+	}()
+	o, err := New(&Config{Targets: []string{"tcp://" + ln.Addr().String()}, Mode: "failover", Framing: "octet_counting",
+		Format: "raw", ConnectTimeout: "5s", WriteTimeout: "30s", FailbackAfter: "30s", MaxDatagramBytes: 65000}, outputs.Env{Name: "b"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer o.Close()
+	evs := events(1000)
+	b.SetBytes(int64(len(octetCounted(evs))) / 1000)
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 1000 {
+		if err := o.Write(context.Background(), evs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
