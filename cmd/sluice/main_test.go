@@ -8,15 +8,20 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluicelog/sluice/internal/testpki"
 	"github.com/sluicelog/sluice/router"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
-// Every file in examples/ must load with the real plugin registry.
+// Every file in examples/ (and its subdirectories) must load with the real
+// plugin registry. Files the examples read (a CA) come from the environment.
 func TestExamplesLoad(t *testing.T) {
+	t.Setenv("SIEM_CA", testpki.NewCA(t, t.TempDir(), "siem").CertFile)
 	files, err := filepath.Glob("../../examples/*.hcl")
-	if err != nil || len(files) < 2 {
+	more, _ := filepath.Glob("../../examples/*/*.hcl")
+	files = append(files, more...)
+	if err != nil || len(files) < 2 || len(more) == 0 {
 		t.Fatalf("examples: %v %v", files, err)
 	}
 	for _, f := range files {

@@ -114,6 +114,7 @@ type output struct {
 	maxDgram   int
 	tlsConfig  *tls.Config
 
+	descs     descs
 	next      int // round robin: next target index; failover: current target
 	buf       []byte
 	failovers atomic.Uint64
@@ -125,7 +126,7 @@ type output struct {
 // opens no connection: Write connects lazily. Errors are *conf.FieldError
 // values joined with errors.Join.
 func New(cfg *Config, env outputs.Env) (outputs.Output, error) {
-	o := &output{name: env.Name, log: env.Logger}
+	o := &output{name: env.Name, log: env.Logger, descs: newDescs(env.Name)}
 	if o.log == nil {
 		o.log = slog.New(slog.DiscardHandler)
 	}
@@ -506,20 +507,31 @@ func (o *output) Close() error {
 	return nil
 }
 
-var (
-	descMessages      = prometheus.NewDesc("sluice_syslog_out_messages_total", "Messages a syslog output handed to the kernel, by target.", []string{"output", "target"}, nil)
-	descBytes         = prometheus.NewDesc("sluice_syslog_out_bytes_total", "Bytes (framing included) a syslog output handed to the kernel, by target.", []string{"output", "target"}, nil)
-	descConnects      = prometheus.NewDesc("sluice_syslog_out_connects_total", "Connections a syslog output opened, by target.", []string{"output", "target"}, nil)
-	descConnectErrors = prometheus.NewDesc("sluice_syslog_out_connect_errors_total", "Failed connects (and TLS handshakes) of a syslog output, by target.", []string{"output", "target"}, nil)
-	descWriteErrors   = prometheus.NewDesc("sluice_syslog_out_target_failures_total", "Batches a target failed (connect or write); the batch went to the next target or was retried.", []string{"output", "target"}, nil)
-	descFailovers     = prometheus.NewDesc("sluice_syslog_out_failovers_total", "Times a syslog output with several targets moved a batch on from a failed target.", []string{"output"}, nil)
-	descTruncated     = prometheus.NewDesc("sluice_syslog_out_truncated_total", "UDP messages cut to max_datagram_bytes.", []string{"output"}, nil)
-	descLFs           = prometheus.NewDesc("sluice_syslog_out_newlines_replaced_total", "Line feeds inside messages sent as spaces under framing = \"newline\".", []string{"output"}, nil)
-)
+// descs are one output's metric descriptions; the output name is a
+// constant label, so several syslog outputs register side by side.
+type descs struct {
+	messages, bytes, connects, connectErrors, writeErrors, failovers, truncated, lfs *prometheus.Desc
+}
+
+func newDescs(name string) descs {
+	l := prometheus.Labels{"output": name}
+	t := []string{"target"}
+	return descs{
+		messages:      prometheus.NewDesc("sluice_syslog_out_messages_total", "Messages a syslog output handed to the kernel, by target.", t, l),
+		bytes:         prometheus.NewDesc("sluice_syslog_out_bytes_total", "Bytes (framing included) a syslog output handed to the kernel, by target.", t, l),
+		connects:      prometheus.NewDesc("sluice_syslog_out_connects_total", "Connections a syslog output opened, by target.", t, l),
+		connectErrors: prometheus.NewDesc("sluice_syslog_out_connect_errors_total", "Failed connects (and TLS handshakes) of a syslog output, by target.", t, l),
+		writeErrors:   prometheus.NewDesc("sluice_syslog_out_target_failures_total", "Batches a target failed (connect or write); the batch went to the next target or was retried.", t, l),
+		failovers:     prometheus.NewDesc("sluice_syslog_out_failovers_total", "Times a syslog output with several targets moved a batch on from a failed target.", nil, l),
+		truncated:     prometheus.NewDesc("sluice_syslog_out_truncated_total", "UDP messages cut to max_datagram_bytes.", nil, l),
+		lfs:           prometheus.NewDesc("sluice_syslog_out_newlines_replaced_total", "Line feeds inside messages sent as spaces under framing = \"newline\".", nil, l),
+	}
+}
 
 // Describe implements prometheus.Collector.
 func (o *output) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descMessages, descBytes, descConnects, descConnectErrors, descWriteErrors, descFailovers, descTruncated, descLFs} {
+	d := o.descs
+	for _, d := range []*prometheus.Desc{d.messages, d.bytes, d.connects, d.connectErrors, d.writeErrors, d.failovers, d.truncated, d.lfs} {
 		ch <- d
 	}
 }
@@ -530,12 +542,12 @@ func (o *output) Collect(ch chan<- prometheus.Metric) {
 		for _, m := range []struct {
 			d *prometheus.Desc
 			v uint64
-		}{{descMessages, t.messages.Load()}, {descBytes, t.bytes.Load()}, {descConnects, t.connects.Load()},
-			{descConnectErrors, t.connectErrors.Load()}, {descWriteErrors, t.writeErrors.Load()}} {
-			ch <- prometheus.MustNewConstMetric(m.d, prometheus.CounterValue, float64(m.v), o.name, t.spec)
+		}{{o.descs.messages, t.messages.Load()}, {o.descs.bytes, t.bytes.Load()}, {o.descs.connects, t.connects.Load()},
+			{o.descs.connectErrors, t.connectErrors.Load()}, {o.descs.writeErrors, t.writeErrors.Load()}} {
+			ch <- prometheus.MustNewConstMetric(m.d, prometheus.CounterValue, float64(m.v), t.spec)
 		}
 	}
-	ch <- prometheus.MustNewConstMetric(descFailovers, prometheus.CounterValue, float64(o.failovers.Load()), o.name)
-	ch <- prometheus.MustNewConstMetric(descTruncated, prometheus.CounterValue, float64(o.truncated.Load()), o.name)
-	ch <- prometheus.MustNewConstMetric(descLFs, prometheus.CounterValue, float64(o.lfs.Load()), o.name)
+	ch <- prometheus.MustNewConstMetric(o.descs.failovers, prometheus.CounterValue, float64(o.failovers.Load()))
+	ch <- prometheus.MustNewConstMetric(o.descs.truncated, prometheus.CounterValue, float64(o.truncated.Load()))
+	ch <- prometheus.MustNewConstMetric(o.descs.lfs, prometheus.CounterValue, float64(o.lfs.Load()))
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sluicelog/sluice/internal/conf"
 	"github.com/sluicelog/sluice/internal/testpki"
@@ -462,4 +464,28 @@ func BenchmarkWriteTCP(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// Two syslog outputs register their metrics side by side.
+func TestMetricsOfTwoOutputs(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	for _, name := range []string{"a", "b"} {
+		o, err := New(DefaultConfigWith("tcp://127.0.0.1:1"), outputs.Env{Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := reg.Register(o.(prometheus.Collector)); err != nil {
+			t.Fatalf("registering output %s: %v", name, err)
+		}
+	}
+	n, err := testutil.GatherAndCount(reg, "sluice_syslog_out_messages_total")
+	if err != nil || n != 2 {
+		t.Fatalf("messages_total series = %d, %v; want one per output", n, err)
+	}
+}
+
+func DefaultConfigWith(target string) *Config {
+	c := DefaultConfig()
+	c.Targets = []string{target}
+	return c
 }
