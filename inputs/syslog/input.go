@@ -1,7 +1,7 @@
 // Package syslog is the syslog input of Sluice: RFC 5424 and RFC 3164
-// messages over UDP (one message per datagram, RFC 5426) and TCP (RFC 6587
-// octet counting and newline framing, detected per frame), parsed with
-// go-syslog's per-message machines.
+// messages over UDP (one message per datagram, RFC 5426), TCP (RFC 6587
+// octet counting and newline framing, detected per frame) and TLS (RFC
+// 5425; framed as TCP), parsed with go-syslog's per-message machines.
 //
 // The router builds an input with New from the decoded `input "syslog"`
 // block and calls Run once. Every frame becomes one event, even when it
@@ -16,12 +16,18 @@
 //	truncated        an octet-counted frame cut short by the end of its connection
 //	bad_frame        a MSGLEN of more than 10 digits; the connection is closed
 //	max_connections  a TCP connection over max_connections, closed at once
+//	tls_handshake    a TLS connection whose handshake failed or timed out (no
+//	                 or a bad client certificate, a TLS version below
+//	                 min_version, a plain-text client…); closed. A peer that
+//	                 closes before completing the handshake without an
+//	                 alert (a TCP health check) is not counted.
 //	shutdown         events read but refused by the sink while shutting down
 //	emit_error       events refused by the sink for another reason
 package syslog
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -65,16 +71,20 @@ type Input struct {
 var _ inputs.Readier = (*Input)(nil)
 
 // New validates cfg and returns the input (a *Input). It has no side
-// effects: sockets are opened by Run. Invalid attributes are reported as
-// *conf.FieldError values joined with errors.Join.
+// effects: sockets are opened by Run (New only reads the certificate and
+// CA files of the tls block, so bad ones are configuration errors).
+// Invalid attributes are reported as *conf.FieldError values joined with
+// errors.Join.
 func New(cfg *Config, env inputs.Env) (inputs.Input, error) {
-	s, err := validate(cfg)
-	if err != nil {
-		return nil, err
-	}
 	log := env.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	s, err := validate(cfg, func(err error) {
+		log.Error("TLS certificate reload failed", "err", err)
+	})
+	if err != nil {
+		return nil, err
 	}
 	m := env.Metrics
 	if m == nil {
@@ -95,7 +105,8 @@ func New(cfg *Config, env inputs.Env) (inputs.Input, error) {
 func (in *Input) Ready() <-chan struct{} { return in.ready }
 
 // Addrs returns the bound addresses, one per listen entry in the order
-// configured (a *net.TCPAddr or *net.UDPAddr; with port 0 the port chosen).
+// configured (a *net.TCPAddr for tcp:// and tls://, a *net.UDPAddr for
+// udp://; with port 0 the port chosen).
 // It returns nil until Ready is closed.
 func (in *Input) Addrs() []net.Addr {
 	select {
@@ -115,7 +126,7 @@ func (in *Input) Run(ctx context.Context, sink inputs.Sink) error {
 		return errors.New("syslog input: Run called more than once")
 	}
 	var (
-		tcp    []net.Listener
+		tcp    []listener
 		udp    [][]*net.UDPConn
 		addrs  []net.Addr
 		closer []func()
@@ -151,8 +162,13 @@ func (in *Input) Run(ctx context.Context, sink inputs.Sink) error {
 			}
 			return fmt.Errorf("listen %s: %w", la.spec, err)
 		}
-		in.log.Info("listening", "transport", "tcp", "addr", ln.Addr().String())
-		tcp = append(tcp, ln)
+		l := listener{ln: ln}
+		transport := "tcp"
+		if la.tls {
+			l.tls, transport = in.s.tls, "tls"
+		}
+		in.log.Info("listening", "transport", transport, "addr", ln.Addr().String())
+		tcp = append(tcp, l)
 		closer = append(closer, func() { _ = ln.Close() })
 		addrs = append(addrs, ln.Addr())
 	}
@@ -161,8 +177,8 @@ func (in *Input) Run(ctx context.Context, sink inputs.Sink) error {
 
 	conns := &connSet{m: make(map[net.Conn]struct{}), max: in.s.maxConns}
 	var wg sync.WaitGroup
-	for _, ln := range tcp {
-		wg.Go(func() { in.acceptLoop(ctx, ln, conns, sink, &wg) })
+	for _, l := range tcp {
+		wg.Go(func() { in.acceptLoop(ctx, l, conns, sink, &wg) })
 	}
 	for _, socks := range udp {
 		for _, c := range socks {
@@ -177,14 +193,22 @@ func (in *Input) Run(ctx context.Context, sink inputs.Sink) error {
 }
 
 // warn logs at Warn level at most once per limiter period for key,
-// reporting how many were suppressed since.
-func (in *Input) warn(key, msg string, args ...any) {
-	if ok, n := in.limiter.allow(key, time.Now()); ok {
+// reporting how many were suppressed since. It reports whether it logged.
+func (in *Input) warn(key, msg string, args ...any) bool {
+	ok, n := in.limiter.allow(key, time.Now())
+	if ok {
 		if n > 0 {
 			args = append(args, "suppressed", n)
 		}
 		in.log.Warn(msg, args...)
 	}
+	return ok
+}
+
+// listener is a bound stream listener; tls is set for tls:// addresses.
+type listener struct {
+	ln  net.Listener
+	tls *tls.Config
 }
 
 // logLimiter rate-limits repeated log lines by key.

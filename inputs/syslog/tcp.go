@@ -52,9 +52,12 @@ func (s *connSet) closeAll() {
 	}
 }
 
-// acceptLoop accepts connections on ln until it is closed, starting one
-// serveConn goroutine per admitted connection (counted in wg).
-func (in *Input) acceptLoop(ctx context.Context, ln net.Listener, conns *connSet, sink inputs.Sink, wg *sync.WaitGroup) {
+// acceptLoop accepts connections on l until it is closed, starting one
+// serveConn goroutine per admitted connection (counted in wg). The TLS
+// handshake of a tls:// listener's connection is done on that goroutine,
+// so a slow or silent client never holds up the loop.
+func (in *Input) acceptLoop(ctx context.Context, l listener, conns *connSet, sink inputs.Sink, wg *sync.WaitGroup) {
+	ln := l.ln
 	var backoff time.Duration
 	for {
 		c, err := ln.Accept()
@@ -93,7 +96,19 @@ func (in *Input) acceptLoop(ctx context.Context, ln net.Listener, conns *connSet
 				_ = c.Close()
 				in.metrics.Connections.Dec()
 			}()
-			in.serveConn(ctx, c, sink)
+			if l.tls == nil {
+				in.serveConn(ctx, c, sink)
+				return
+			}
+			tc := in.handshake(ctx, c, l.tls)
+			if tc == nil {
+				return
+			}
+			// Closing the TLS connection first answers the client's
+			// close_notify (RFC 5425 section 4.4); the raw Close above is
+			// then a no-op.
+			defer func() { _ = tc.Close() }()
+			in.serveConn(ctx, tc, sink)
 		})
 	}
 }
