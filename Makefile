@@ -13,7 +13,8 @@ all: build
 # Debian packages the build and tests use: util-linux's logger (bsdutils),
 # gzip, gcc and libzmq (cgo, for the zmq plugins), and python3-zmq (real
 # libzmq peers in the integration tests, run by Debian's /usr/bin/python3),
-# rsyslog (a real syslog peer for the syslog output and TLS tests) and openssl.
+# rsyslog with its GnuTLS driver (a real syslog peer for the syslog output
+# and TLS tests) and openssl.
 deps:
 	@need=""; \
 	command -v logger >/dev/null || need="$$need bsdutils"; \
@@ -23,6 +24,7 @@ deps:
 	[ -f /usr/include/zmq.h ] || need="$$need libzmq3-dev"; \
 	/usr/bin/python3 -c 'import zmq' 2>/dev/null || need="$$need python3-zmq"; \
 	[ -x /usr/sbin/rsyslogd ] || need="$$need rsyslog"; \
+	ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1 || need="$$need rsyslog-gnutls"; \
 	command -v openssl >/dev/null || need="$$need openssl"; \
 	if [ -n "$$need" ]; then \
 	  echo "installing:$$need"; \
