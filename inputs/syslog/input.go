@@ -81,7 +81,7 @@ func New(cfg *Config, env inputs.Env) (inputs.Input, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s, err := validate(cfg, func(err error) {
-		log.Error("TLS certificate reload failed", "err", err)
+		log.Error("TLS file reload failed", "err", err)
 	})
 	if err != nil {
 		return nil, err

@@ -497,7 +497,7 @@ func TestTLSCertificateReload(t *testing.T) {
 	// A broken renewal is logged and the last good certificate kept.
 	replaceFile(t, p.serverCert, []byte("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"))
 	deadline = time.Now().Add(10 * time.Second)
-	for !strings.Contains(h.logs.String(), "TLS certificate reload failed") {
+	for !strings.Contains(h.logs.String(), "TLS file reload failed") {
 		if time.Now().After(deadline) {
 			t.Fatalf("the failed reload is not logged:\n%s", h.logs)
 		}

@@ -4,10 +4,13 @@
 // so a bad path or a broken PEM is a configuration error, reported as
 // *conf.FieldError values naming the attribute (prefix + "ca_file", …).
 //
-// Server certificates are reloaded from disk when their files change (checked
-// at most once a second, at handshake), so renewing a certificate needs no
-// restart; a renewal that fails to load keeps the previous certificate and is
-// reported through the OnReloadError callback.
+// Certificates and keys (server and client) and a server's client CA file
+// are reloaded from disk when their files change (size or modification time,
+// checked at most once a second, at handshake), so renewing a certificate or
+// rotating a CA needs no restart; a change that fails to load keeps the
+// previous value and is reported through the onReloadError callback of
+// Build. A client's ca_file is read once (a change needs a reload of the
+// configuration).
 package tlsconf
 
 import (
@@ -16,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -72,8 +76,10 @@ func ParseMinVersion(s string) (uint16, error) {
 }
 
 // Build returns the client's tls.Config. prefix qualifies the field names of
-// errors (e.g. "tls."); errors are *conf.FieldError values.
-func (c *Client) Build(prefix string) (*tls.Config, []error) {
+// errors (e.g. "tls."); errors are *conf.FieldError values. onReloadError
+// (may be nil) is called when a changed client certificate fails to load;
+// the previous one stays in use.
+func (c *Client) Build(prefix string, onReloadError func(error)) (*tls.Config, []error) {
 	var errs []error
 	tc := &tls.Config{ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify}
 	v, err := ParseMinVersion(c.MinVersion)
@@ -94,11 +100,13 @@ func (c *Client) Build(prefix string) (*tls.Config, []error) {
 	case c.CertFile == "" && c.KeyFile != "":
 		errs = append(errs, conf.Field(prefix+"key_file", errors.New("key_file needs cert_file")))
 	case c.CertFile != "":
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		kp, err := newKeypair(c.CertFile, c.KeyFile, onReloadError)
 		if err != nil {
 			errs = append(errs, conf.Field(prefix+"cert_file", fmt.Errorf("cannot load client certificate and key: %w", err)))
 		} else {
-			tc.Certificates = []tls.Certificate{cert}
+			// Presented whatever CAs the server names, as a static
+			// Certificates entry is.
+			tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return kp.get(nil) }
 		}
 	}
 	return tc, errs
@@ -123,7 +131,7 @@ func (s *Server) Build(prefix string, onReloadError func(error)) (*tls.Config, [
 	default:
 		kp, err := newKeypair(s.CertFile, s.KeyFile, onReloadError)
 		if err != nil {
-			errs = append(errs, conf.Field(prefix+"cert_file", err))
+			errs = append(errs, conf.Field(prefix+"cert_file", fmt.Errorf("cannot load server certificate and key: %w", err)))
 		} else {
 			tc.GetCertificate = kp.get
 		}
@@ -153,13 +161,39 @@ func (s *Server) Build(prefix string, onReloadError func(error)) (*tls.Config, [
 		errs = append(errs, conf.Field(prefix+"client_auth", fmt.Errorf("unknown client_auth %q (want \"none\", \"request\" or \"require\")", auth)))
 	}
 	if s.ClientCAFile != "" {
-		pool, err := loadPool(s.ClientCAFile)
+		cas, err := newWatched([]string{s.ClientCAFile}, func() (*x509.CertPool, error) { return loadPool(s.ClientCAFile) },
+			"client CA file", onReloadError)
 		if err != nil {
 			errs = append(errs, conf.Field(prefix+"client_ca_file", err))
+		} else {
+			tc.ClientCAs = cas.val
+			tc.GetConfigForClient = clientCAsFollow(tc, cas)
 		}
-		tc.ClientCAs = pool
 	}
 	return tc, errs
+}
+
+// clientCAsFollow returns a GetConfigForClient for base that serves a clone
+// of base with the current pool of cas whenever that pool has been
+// reloaded (nil, meaning base itself, while it has not). A clone of base
+// shares its session ticket keys.
+func clientCAsFollow(base *tls.Config, cas *watched[*x509.CertPool]) func(*tls.ClientHelloInfo) (*tls.Config, error) {
+	var mu sync.Mutex
+	var cur *tls.Config // the clone serving the current pool; nil: base
+	return func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		pool, _ := cas.get()
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case pool == base.ClientCAs:
+			return nil, nil
+		case cur == nil || cur.ClientCAs != pool:
+			cur = base.Clone()
+			cur.ClientCAs = pool
+			cur.GetConfigForClient = nil
+		}
+		return cur, nil
+	}
 }
 
 func loadPool(path string) (*x509.CertPool, error) {
@@ -174,15 +208,20 @@ func loadPool(path string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// keypair serves a certificate and reloads it when either file's size or
-// modification time changes (checked at most once per second).
-type keypair struct {
-	certFile, keyFile string
-	onErr             func(error)
+// watched holds a value loaded from files and loads it again when the size
+// or modification time of any of them changes, checked at most once per
+// second when get is called. A load that fails keeps the previous value,
+// is reported to onErr, and is not retried until the files change again.
+// Safe for concurrent use.
+type watched[T any] struct {
+	files []string
+	load  func() (T, error)
+	what  string // for messages: "certificate", "client CA file"
+	onErr func(error)
 
 	mu      sync.Mutex
-	cert    *tls.Certificate
-	stamp   [2]fileStamp
+	val     T
+	stamp   []fileStamp
 	checked time.Time
 }
 
@@ -191,42 +230,61 @@ type fileStamp struct {
 	size int64
 }
 
-func stampOf(path string) fileStamp {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fileStamp{}
-	}
-	return fileStamp{fi.ModTime(), fi.Size()}
-}
-
-func newKeypair(certFile, keyFile string, onErr func(error)) (*keypair, error) {
-	kp := &keypair{certFile: certFile, keyFile: keyFile, onErr: onErr}
-	st := [2]fileStamp{stampOf(certFile), stampOf(keyFile)}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("cannot load server certificate and key: %w", err)
-	}
-	kp.cert, kp.stamp, kp.checked = &cert, st, time.Now()
-	return kp, nil
-}
-
-func (kp *keypair) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	kp.mu.Lock()
-	defer kp.mu.Unlock()
-	if now := time.Now(); now.Sub(kp.checked) >= time.Second {
-		kp.checked = now
-		st := [2]fileStamp{stampOf(kp.certFile), stampOf(kp.keyFile)}
-		if st != kp.stamp {
-			cert, err := tls.LoadX509KeyPair(kp.certFile, kp.keyFile)
-			if err != nil {
-				if kp.onErr != nil {
-					kp.onErr(fmt.Errorf("reloading %s: %w (keeping the previous certificate)", kp.certFile, err))
-				}
-			} else {
-				kp.cert = &cert
-			}
-			kp.stamp = st // do not retry a broken pair until the files change again
+func stamps(files []string) []fileStamp {
+	st := make([]fileStamp, len(files))
+	for i, f := range files {
+		if fi, err := os.Stat(f); err == nil {
+			st[i] = fileStamp{fi.ModTime(), fi.Size()}
 		}
 	}
-	return kp.cert, nil
+	return st
 }
+
+// newWatched loads the value once; its error is the load's.
+func newWatched[T any](files []string, load func() (T, error), what string, onErr func(error)) (*watched[T], error) {
+	w := &watched[T]{files: files, load: load, what: what, onErr: onErr}
+	st := stamps(files)
+	v, err := load()
+	if err != nil {
+		return nil, err
+	}
+	w.val, w.stamp, w.checked = v, st, time.Now()
+	return w, nil
+}
+
+// get returns the current value, reloading it first if the check is due
+// and a file changed. The error is always nil (a failed reload keeps the
+// previous value); it is there to fit tls.Config callbacks.
+func (w *watched[T]) get() (T, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if now := time.Now(); now.Sub(w.checked) >= time.Second {
+		w.checked = now
+		if st := stamps(w.files); !slices.Equal(st, w.stamp) {
+			v, err := w.load()
+			if err != nil {
+				if w.onErr != nil {
+					w.onErr(fmt.Errorf("reloading %s: %w (keeping the previous %s)", w.files[0], err, w.what))
+				}
+			} else {
+				w.val = v
+			}
+			w.stamp = st // do not retry a broken file until it changes again
+		}
+	}
+	return w.val, nil
+}
+
+// keypair is a certificate and key reloaded when either file changes.
+type keypair struct{ *watched[*tls.Certificate] }
+
+func newKeypair(certFile, keyFile string, onErr func(error)) (keypair, error) {
+	w, err := newWatched([]string{certFile, keyFile}, func() (*tls.Certificate, error) {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		return &cert, err
+	}, "certificate", onErr)
+	return keypair{w}, err
+}
+
+// get serves as tls.Config.GetCertificate.
+func (kp keypair) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return kp.watched.get() }

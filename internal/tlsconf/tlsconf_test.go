@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -242,13 +243,19 @@ func TestClientBuild(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, errs := tc.c.Build("tls.")
+			cfg, errs := tc.c.Build("tls.", nil)
 			checkErrs(t, errs, tc.errs)
 			if cfg == nil {
 				t.Fatal("nil config")
 			}
-			if (cfg.RootCAs != nil) != tc.roots || len(cfg.Certificates) != tc.certs || cfg.MinVersion != tc.min {
-				t.Errorf("RootCAs %v, %d certificates, MinVersion %x", cfg.RootCAs != nil, len(cfg.Certificates), cfg.MinVersion)
+			certs := 0
+			if cfg.GetClientCertificate != nil {
+				if c, err := cfg.GetClientCertificate(&tls.CertificateRequestInfo{}); err == nil && c != nil && c.Leaf != nil {
+					certs = 1
+				}
+			}
+			if (cfg.RootCAs != nil) != tc.roots || certs != tc.certs || cfg.MinVersion != tc.min {
+				t.Errorf("RootCAs %v, %d certificates, MinVersion %x", cfg.RootCAs != nil, certs, cfg.MinVersion)
 			}
 			if cfg.ServerName != tc.c.ServerName || cfg.InsecureSkipVerify != tc.c.InsecureSkipVerify {
 				t.Errorf("ServerName %q, InsecureSkipVerify %v", cfg.ServerName, cfg.InsecureSkipVerify)
@@ -263,7 +270,7 @@ func TestClientServerHandshake(t *testing.T) {
 	f := newFiles(t)
 	scfg, errs := (&Server{CertFile: f.cert, KeyFile: f.key, ClientCAFile: f.ca, MinVersion: "1.3"}).Build("", nil)
 	checkErrs(t, errs, nil)
-	ccfg, errs := (&Client{CAFile: f.ca, CertFile: f.cert, KeyFile: f.key, ServerName: "127.0.0.1"}).Build("")
+	ccfg, errs := (&Client{CAFile: f.ca, CertFile: f.cert, KeyFile: f.key, ServerName: "127.0.0.1"}).Build("", nil)
 	checkErrs(t, errs, nil)
 	a, b := net.Pipe()
 	defer a.Close()
@@ -393,4 +400,131 @@ func TestServerBuildReload(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// handshake runs a TLS handshake between a server with scfg and a client
+// with ccfg over loopback TCP and returns the common name of the client
+// certificate the server verified ("" without one) and the server's error.
+func handshake(t *testing.T, scfg, ccfg *tls.Config) (cn string, err error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	type result struct {
+		err error
+		cn  string
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		srv := tls.Server(c, scfg)
+		err = srv.Handshake()
+		r := result{err: err}
+		if st := srv.ConnectionState(); err == nil && len(st.PeerCertificates) > 0 {
+			r.cn = st.PeerCertificates[0].Subject.CommonName
+		}
+		done <- r
+	}()
+	c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_ = tls.Client(c, ccfg).Handshake() // the server's verdict is what counts
+	r := <-done
+	return r.cn, r.err
+}
+
+// until retries cond for up to 5 s (the files are checked once a second).
+func until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+	}
+}
+
+// A server's client_ca_file is followed: a client of a CA added to the
+// file is accepted once the file changes, without rebuilding the config;
+// a broken file keeps the previous pool and is reported.
+func TestServerClientCAReload(t *testing.T) {
+	f := newFiles(t)
+	var mu sync.Mutex
+	var reloadErrs []error
+	scfg, errs := (&Server{CertFile: f.cert, KeyFile: f.key, ClientCAFile: f.ca}).Build("", func(err error) {
+		mu.Lock()
+		reloadErrs = append(reloadErrs, err)
+		mu.Unlock()
+	})
+	checkErrs(t, errs, nil)
+	newCA, newCAKey, newCAPEM, _ := makeCert(t, "New CA", nil, nil)
+	_, _, ncPEM, nkPEM := makeCert(t, "new-client", newCA, newCAKey)
+	newClient := &Client{CAFile: f.ca, CertFile: write(t, f.dir, "nc.pem", ncPEM), KeyFile: write(t, f.dir, "nc.key", nkPEM), ServerName: "127.0.0.1"}
+	ncfg, errs := newClient.Build("", nil)
+	checkErrs(t, errs, nil)
+	ocfg, errs := (&Client{CAFile: f.ca, CertFile: f.cert, KeyFile: f.key, ServerName: "127.0.0.1"}).Build("", nil)
+	checkErrs(t, errs, nil)
+
+	if _, err := handshake(t, scfg, ncfg); err == nil {
+		t.Fatal("a client of a CA not in client_ca_file was accepted")
+	}
+	oldPEM, err := os.ReadFile(f.ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replace(t, f.ca, append(oldPEM, newCAPEM...), time.Now().Add(time.Minute))
+	until(t, "the new CA is trusted", func() bool { cn, err := handshake(t, scfg, ncfg); return err == nil && cn == "new-client" })
+	if cn, err := handshake(t, scfg, ocfg); err != nil || cn != "leaf" {
+		t.Fatalf("a client of the CA still in the file: %v, %q", err, cn)
+	}
+
+	replace(t, f.ca, []byte("junk"), time.Now().Add(2*time.Minute))
+	until(t, "the broken CA file is reported", func() bool {
+		_, _ = handshake(t, scfg, ncfg)
+		mu.Lock()
+		defer mu.Unlock()
+		return len(reloadErrs) > 0
+	})
+	if cn, err := handshake(t, scfg, ncfg); err != nil || cn != "new-client" {
+		t.Fatalf("after a broken CA file the previous pool must stay: %v, %q", err, cn)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if e := reloadErrs[0].Error(); !strings.Contains(e, f.ca) || !strings.Contains(e, "keeping the previous client CA file") {
+		t.Errorf("reload error %q", e)
+	}
+}
+
+// A client certificate is followed too: after a renewal the server sees
+// the new one, without rebuilding the client's config.
+func TestClientCertReload(t *testing.T) {
+	f := newFiles(t)
+	scfg, errs := (&Server{CertFile: f.cert, KeyFile: f.key, ClientCAFile: f.ca}).Build("", nil)
+	checkErrs(t, errs, nil)
+	ccfg, errs := (&Client{CAFile: f.ca, CertFile: f.cert, KeyFile: f.key, ServerName: "127.0.0.1"}).Build("", nil)
+	checkErrs(t, errs, nil)
+	if cn, err := handshake(t, scfg, ccfg); err != nil || cn != "leaf" {
+		t.Fatalf("before renewal: %v, %q", err, cn)
+	}
+	// A separate pair, so the server's own certificate stays as it is.
+	cert, key := write(t, f.dir, "client.pem", nil), write(t, f.dir, "client.key", nil)
+	_, _, cp, kp := makeCert(t, "client-1", f.caCert, f.caKey)
+	replace(t, cert, cp, time.Now())
+	replace(t, key, kp, time.Now())
+	ccfg, errs = (&Client{CAFile: f.ca, CertFile: cert, KeyFile: key, ServerName: "127.0.0.1"}).Build("", nil)
+	checkErrs(t, errs, nil)
+	_, _, cp, kp = makeCert(t, "client-2", f.caCert, f.caKey)
+	replace(t, key, kp, time.Now().Add(time.Minute))
+	replace(t, cert, cp, time.Now().Add(time.Minute))
+	until(t, "the renewed client certificate is presented", func() bool { cn, err := handshake(t, scfg, ccfg); return err == nil && cn == "client-2" })
 }

@@ -310,10 +310,15 @@ func TestKill9(t *testing.T) {
 					batch, line = batch+1, 0
 				}
 			}
-			if line != 0 || batch == 0 {
+			// A gzip member holds a whole batch, so a torn one is cut off
+			// entirely. Plain text is cut after its last newline: a kill
+			// inside the batch's write(2) (which a fatal signal can stop
+			// between pages) leaves its first lines, which the queue
+			// delivers again after a restart.
+			if batch == 0 || (comp == "gzip" && line != 0) {
 				t.Fatalf("ended in batch %d at line %d", batch, line)
 			}
-			t.Logf("%d whole batches survived", batch)
+			t.Logf("%d whole batches and %d lines of the next survived", batch, line)
 		})
 	}
 }

@@ -203,7 +203,7 @@ type settings struct {
 }
 
 // parseConfig validates cfg; errors are *conf.FieldError joined.
-func parseConfig(cfg *Config) (settings, error) {
+func parseConfig(cfg *Config, onReloadError func(error)) (settings, error) {
 	var s settings
 	var errs []error
 	add := func(field string, err error) {
@@ -307,7 +307,7 @@ func parseConfig(cfg *Config) (settings, error) {
 
 	if cfg.TLS != nil {
 		var terrs []error
-		s.tls, terrs = parseTLS(cfg.TLS)
+		s.tls, terrs = cfg.TLS.Build("tls.", onReloadError)
 		errs = append(errs, terrs...)
 		s.insecure = cfg.TLS.InsecureSkipVerify
 	}
@@ -436,15 +436,16 @@ func validHeaderName(name string) bool {
 	return true
 }
 
-// parseTLS builds the client's tls.Config; errors are *conf.FieldError.
-func parseTLS(c *TLSConfig) (*tls.Config, []error) { return c.Build("tls.") }
-
 // New validates cfg and returns the http output. It reads the TLS files but
 // has no other side effects: the dead-letter file is opened by Open and
 // connections are made by Write. Config errors are *conf.FieldError values
 // joined with errors.Join. insecure_skip_verify is logged as a warning.
 func New(cfg *Config, env outputs.Env) (outputs.Output, error) {
-	s, err := parseConfig(cfg)
+	log := env.Logger
+	if log == nil {
+		log = discardLogger()
+	}
+	s, err := parseConfig(cfg, func(err error) { log.Error("TLS file reload failed", "err", err) })
 	if err != nil {
 		return nil, err
 	}

@@ -175,8 +175,14 @@ route "all" {
 			t.Fatalf("event %d = %q; want %q (order or content differs)", i, got[i], want[i])
 		}
 	}
+	// The collector has every event once the last response is written; the
+	// worker counts the batch as sent a moment later, after the response.
+	sent := `sluice_output_sent_events_total{output="collector"}`
+	for deadline := time.Now().Add(5 * time.Second); scrape(t, promReg, sent) < n && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	for metric, min := range map[string]float64{
-		`sluice_output_sent_events_total{output="collector"}`:        n,
+		sent: n,
 		`sluice_output_retries_total{output="collector"}`:            5,
 		`sluice_http_retries_total{output="collector"}`:              5,
 		`sluice_http_requests_total{class="5xx",output="collector"}`: 5,

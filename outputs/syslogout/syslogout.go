@@ -189,7 +189,7 @@ func New(cfg *Config, env outputs.Env) (outputs.Output, error) {
 		if !hasTLS && len(cfg.Targets) > 0 {
 			add("tls", errors.New("a tls block needs at least one tls:// target"))
 		}
-		tc, terrs := cfg.TLS.Build("tls.")
+		tc, terrs := cfg.TLS.Build("tls.", func(err error) { o.log.Error("TLS file reload failed", "err", err) })
 		errs = append(errs, terrs...)
 		o.tlsConfig = tc
 		if cfg.TLS.InsecureSkipVerify {
@@ -410,10 +410,13 @@ func (o *output) connect(ctx context.Context, t *target) error {
 			cfg.ServerName, _, _ = net.SplitHostPort(t.addr)
 		}
 		var asked bool
-		certs := cfg.Certificates
-		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		certs, get := cfg.Certificates, cfg.GetClientCertificate
+		cfg.GetClientCertificate = func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			asked = true
-			if len(certs) > 0 {
+			switch {
+			case get != nil: // tls.cert_file, reloaded when renewed
+				return get(cri)
+			case len(certs) > 0:
 				return &certs[0], nil
 			}
 			return &tls.Certificate{}, nil // none configured: the server decides
