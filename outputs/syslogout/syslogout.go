@@ -96,6 +96,7 @@ type target struct {
 	addr      string
 	tls       bool
 	conn      net.Conn
+	watch     *watcher // the reader of a stream conn; nil for UDP
 	downUntil time.Time
 
 	messages, bytes, connects, connectErrors, writeErrors atomic.Uint64
@@ -259,10 +260,13 @@ func (o *output) Write(ctx context.Context, evs []*event.Event) error {
 			return nil
 		}
 		if ctx.Err() != nil {
+			// A write cut short leaves a partial frame: never append
+			// the next batch to it.
+			t.abort()
 			return ctx.Err()
 		}
 		t.writeErrors.Add(1)
-		t.close()
+		t.abort()
 		t.downUntil = time.Now().Add(o.failback)
 		if n > 1 {
 			o.failovers.Add(1)
@@ -285,8 +289,12 @@ func (o *output) Write(ctx context.Context, evs []*event.Event) error {
 			oldest.downUntil = time.Time{}
 			return nil
 		}
+		if ctx.Err() != nil {
+			oldest.abort()
+			return ctx.Err()
+		}
 		oldest.writeErrors.Add(1)
-		oldest.close()
+		oldest.abort()
 		oldest.downUntil = time.Now().Add(o.failback)
 		errs = append(errs, fmt.Errorf("%s: %w", oldest.spec, err))
 	}
@@ -294,8 +302,8 @@ func (o *output) Write(ctx context.Context, evs []*event.Event) error {
 }
 
 func (o *output) writeTo(ctx context.Context, t *target, evs []*event.Event) error {
-	if t.conn != nil && !t.isUDP() && peerClosed(t.conn) {
-		t.close() // the peer went away while we were idle: reconnect first
+	if t.watch != nil && (t.watch.ended() || finReceived(t.conn)) {
+		t.abort() // the peer went away while we were idle: reconnect first
 	}
 	if t.conn == nil {
 		if err := o.connect(ctx, t); err != nil {
@@ -309,6 +317,9 @@ func (o *output) writeTo(ctx context.Context, t *target, evs []*event.Event) err
 	if err := t.conn.SetWriteDeadline(deadline); err != nil {
 		return err
 	}
+	// A cancelled context (a forced stop) ends a blocked write at once.
+	conn := t.conn
+	defer context.AfterFunc(ctx, func() { _ = conn.SetWriteDeadline(time.Unix(1, 0)) })()
 	if t.isUDP() {
 		return o.writeDatagrams(t, evs)
 	}
@@ -422,16 +433,30 @@ func (o *output) connect(ctx context.Context, t *target) error {
 			return &tls.Certificate{}, nil // none configured: the server decides
 		}
 		c, err = (&tls.Dialer{NetDialer: d, Config: cfg}).DialContext(dctx, t.network, t.addr)
-		if err == nil && asked {
-			if perr := probeRefusal(c.(*tls.Conn), tlsProbeWait); perr != nil {
-				_ = c.Close()
-				err = perr
+		if err == nil {
+			w := watch(c)
+			if asked {
+				// Under TLS 1.3 a server that rejects the client's
+				// certificate (or its absence) says so only after the
+				// client's handshake has completed: a client that wrote
+				// at once would see success while its data was discarded.
+				select {
+				case <-w.done:
+					err = fmt.Errorf("the server refused the connection after the TLS handshake (check tls.cert_file and its CA): %w", w.err)
+					_ = c.Close()
+				case <-time.After(tlsProbeWait):
+				}
 			}
+			t.watch = w
 		}
 	} else {
 		c, err = d.DialContext(dctx, t.network, t.addr)
+		if err == nil && !strings.HasPrefix(t.network, "udp") {
+			t.watch = watch(c)
+		}
 	}
 	if err != nil {
+		t.watch = nil
 		t.connectErrors.Add(1)
 		return fmt.Errorf("connecting: %w", err)
 	}
@@ -443,18 +468,78 @@ func (o *output) connect(ctx context.Context, t *target) error {
 
 func (t *target) isUDP() bool { return strings.HasPrefix(t.network, "udp") }
 
-func (t *target) close() {
+// abort closes the connection at once (it failed, or a write was cut
+// short), without waiting for its reader.
+func (t *target) abort() {
 	if t.conn != nil {
 		_ = t.conn.Close()
-		t.conn = nil
+		t.conn, t.watch = nil, nil
 	}
 }
 
-// peerClosed reports whether the peer of an idle stream connection closed
-// or reset it, without waiting: a MSG_PEEK|MSG_DONTWAIT read on the socket
-// that returns EOF or an error other than EAGAIN. Syslog receivers never
-// send, so pending data (a TLS alert, say) also counts as closed.
-func peerClosed(c net.Conn) bool {
+// close ends the connection gracefully: for a stream, it shuts down the
+// sending side (TLS close_notify, then TCP FIN) and waits up to
+// closeWait for the peer to close its side, so that what the kernel still
+// holds is delivered before the socket goes; then it closes.
+func (t *target) close() {
+	if t.conn == nil {
+		return
+	}
+	if t.watch != nil {
+		var tcp net.Conn = t.conn
+		if tc, ok := t.conn.(*tls.Conn); ok {
+			_ = tc.SetWriteDeadline(time.Now().Add(closeWait))
+			_ = tc.CloseWrite()
+			tcp = tc.NetConn()
+		}
+		if cw, ok := tcp.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+		select {
+		case <-t.watch.done:
+		case <-time.After(closeWait):
+		}
+	}
+	t.abort()
+}
+
+// closeWait bounds how long close waits for a peer to close its side.
+const closeWait = 2 * time.Second
+
+// watcher reads and discards what the peer of a stream connection sends,
+// on its own goroutine, until the connection ends. Syslog receivers send
+// nothing but TLS post-handshake messages (session tickets, key updates,
+// alerts); reading them keeps the receive buffer empty — a socket closed
+// with unread data sends a reset, which discards what it had not sent yet
+// — and it notices when the peer closes or resets the connection, or
+// refuses it with a TLS alert. The goroutine ends when the connection is
+// closed.
+type watcher struct {
+	done chan struct{} // closed when the reader has ended
+	err  error         // why it ended (io.EOF: the peer closed); read after done
+}
+
+func watch(c net.Conn) *watcher {
+	w := &watcher{done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		var buf [512]byte
+		for {
+			if _, err := c.Read(buf[:]); err != nil {
+				w.err = err
+				return
+			}
+		}
+	}()
+	return w
+}
+
+// finReceived reports whether the kernel already holds the end of the
+// peer's stream (a FIN with nothing unread before it, or a reset) that
+// the connection's watcher has not read yet: a MSG_PEEK|MSG_DONTWAIT
+// receive, through Control so as not to wait for the watcher's read.
+// Pending data (a TLS session ticket) is for the watcher and means open.
+func finReceived(c net.Conn) bool {
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}
@@ -467,39 +552,23 @@ func peerClosed(c net.Conn) bool {
 		return true
 	}
 	closed := false
-	err = rc.Read(func(fd uintptr) bool {
+	err = rc.Control(func(fd uintptr) {
 		var b [1]byte
 		n, _, rerr := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		switch {
-		case rerr == unix.EAGAIN || rerr == unix.EINTR:
-		case rerr != nil, n == 0, n > 0:
-			closed = true
-		}
-		return true // never wait
+		closed = (rerr == nil && n == 0) || (rerr != nil && rerr != unix.EAGAIN && rerr != unix.EINTR)
 	})
 	return closed || err != nil
 }
 
-// probeRefusal waits briefly after a TLS handshake in which the server
-// asked for a client certificate: under TLS 1.3 a server that rejects the
-// certificate (or its absence) says so only after the client's handshake
-// has completed, and a client that wrote at once would see success while
-// its data was discarded.
-func probeRefusal(c *tls.Conn, wait time.Duration) error {
-	if err := c.SetReadDeadline(time.Now().Add(wait)); err != nil {
-		return err
+// ended reports, without waiting, whether the peer closed, reset or
+// refused the connection (or it was closed).
+func (w *watcher) ended() bool {
+	select {
+	case <-w.done:
+		return true
+	default:
+		return false
 	}
-	var b [1]byte
-	_, err := c.Read(b[:])
-	_ = c.SetReadDeadline(time.Time{})
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return nil
-	}
-	if err == nil {
-		err = errors.New("the server sent data")
-	}
-	return fmt.Errorf("the server refused the connection after the TLS handshake (check tls.cert_file and its CA): %w", err)
 }
 
 // Close closes every connection.

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -142,6 +144,7 @@ func newSinkAt(t *testing.T, addr string, tlsCfg *tls.Config) *sink {
 					s.data = append(s.data, buf[:n]...)
 					s.mu.Unlock()
 					if err != nil {
+						c.Close() // as receivers do when the sender closes
 						return
 					}
 				}
@@ -348,6 +351,155 @@ func TestTLS(t *testing.T) {
 	}
 }
 
+// opensslSink is a TLS syslog receiver in Debian's /usr/bin/python3 (its
+// ssl module is OpenSSL), like rsyslog's and most SIEMs' TLS stacks: it
+// sends TLS 1.3 session tickets right after the handshake (crypto/tls
+// servers send none to clients without a session cache). It reads with
+// delay after each read and reports "closed N" (bytes received) when a
+// connection ends.
+type opensslSink struct {
+	port   int
+	caFile string
+	lines  chan string
+}
+
+const opensslSinkPy = `
+import ssl, socket, sys, threading, time
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+delay = float(sys.argv[3])
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(16)
+print(ls.getsockname()[1], flush=True)
+lock = threading.Lock()
+def serve(c):
+    n = 0
+    try:
+        s = ctx.wrap_socket(c, server_side=True)
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            n += len(d)
+            if delay:
+                time.sleep(delay)
+        s.close()
+    except Exception as e:
+        with lock:
+            print("error", e, flush=True)
+    with lock:
+        print("closed", n, flush=True)
+while True:
+    c, _ = ls.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+`
+
+func newOpensslSink(t *testing.T, delay time.Duration) *opensslSink {
+	t.Helper()
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Skip("needs Debian's /usr/bin/python3 (make deps installs it)")
+	}
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, dir, "ca")
+	srv := ca.Server(t, "server")
+	cmd := exec.Command("/usr/bin/python3", "-c", opensslSinkPy, srv.CertFile, srv.KeyFile, strconv.FormatFloat(delay.Seconds(), 'f', -1, 64))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &opensslSink{caFile: ca.CertFile, lines: make(chan string, 100)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			s.lines <- sc.Text()
+		}
+		close(s.lines)
+	}()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done; _ = cmd.Wait() })
+	s.port, err = strconv.Atoi(s.next(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// next returns the sink's next report, waiting up to 30 s.
+func (s *opensslSink) next(t *testing.T) string {
+	t.Helper()
+	select {
+	case l, ok := <-s.lines:
+		if !ok {
+			t.Fatal("the python sink ended")
+		}
+		return l
+	case <-time.After(30 * time.Second):
+		t.Fatal("no report from the python sink")
+	}
+	return ""
+}
+
+func (s *opensslSink) config() string {
+	return fmt.Sprintf("targets = [\"tls://127.0.0.1:%d\"]\ntls {\n  ca_file = %q\n}", s.port, s.caFile)
+}
+
+// Session tickets the server sends after the handshake are not mistaken
+// for a closed connection: one connection carries every batch, and all
+// of it arrives.
+func TestTLSSessionTicketsKeepConnection(t *testing.T) {
+	s := newOpensslSink(t, 0)
+	o, err := build(t, s.config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := events(30)
+	for i, ev := range evs {
+		if err := o.Write(context.Background(), []*event.Event{ev}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			time.Sleep(50 * time.Millisecond) // the tickets have arrived by now
+		}
+	}
+	o.Close()
+	if got, want := s.next(t), fmt.Sprintf("closed %d", len(octetCounted(evs))); got != want {
+		t.Fatalf("receiver: %q, want %q", got, want)
+	}
+	if c := o.targets[0].connects.Load(); c != 1 {
+		t.Fatalf("%d connections for %d batches, want 1", c, len(evs))
+	}
+}
+
+// Close delivers what the kernel still holds: a slow receiver gets every
+// byte of a batch that Write handed over just before Close (a socket
+// closed with unread data, such as session tickets, sends a reset instead,
+// which discards what was not sent yet).
+func TestCloseDeliversPendingData(t *testing.T) {
+	s := newOpensslSink(t, 5*time.Millisecond)
+	o, err := build(t, s.config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := strings.Repeat("x", 1000)
+	var evs []*event.Event
+	for i := range 4000 {
+		evs = append(evs, &event.Event{Raw: fmt.Appendf(nil, "<13>1 - h a - - - %d %s", i, pad)})
+	}
+	if err := o.Write(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
+	o.Close()
+	if got, want := s.next(t), fmt.Sprintf("closed %d", len(octetCounted(evs))); got != want {
+		t.Fatalf("receiver: %q, want %q", got, want)
+	}
+}
+
 // Failover: the batch goes to the second target while the first is down,
 // and back to the first once it is up and failback_after has passed.
 func TestFailoverAndFailback(t *testing.T) {
@@ -488,4 +640,50 @@ func DefaultConfigWith(target string) *Config {
 	c := DefaultConfig()
 	c.Targets = []string{target}
 	return c
+}
+
+// A forced stop (the context cancelled) ends a write blocked on a receiver
+// that does not read, long before write_timeout; the connection is not
+// reused, since it may end in a partial frame.
+func TestCancelEndsBlockedWrite(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- c // never read
+		}
+	}()
+	o := mustBuild(t, fmt.Sprintf("targets = [\"tcp://%s\"]\nwrite_timeout = \"10m\"", ln.Addr()))
+	pad := strings.Repeat("x", 4000)
+	var evs []*event.Event
+	for i := range 16000 { // 64 MB: more than the socket buffers hold
+		evs = append(evs, &event.Event{Raw: fmt.Appendf(nil, "<13>1 - h a - - - %d %s", i, pad)})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	res := make(chan error, 1)
+	go func() { res <- o.Write(ctx, evs) }()
+	var peer net.Conn
+	select {
+	case peer = <-accepted:
+		defer peer.Close()
+	case <-time.After(10 * time.Second):
+		t.Fatal("no connection")
+	}
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-res:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Write = %v, want context.Canceled", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Write still blocked a minute after its context was cancelled (write_timeout is 10m)")
+	}
+	if o.targets[0].conn != nil {
+		t.Fatal("the connection with a partial frame was kept")
+	}
 }
