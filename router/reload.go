@@ -85,6 +85,11 @@ func (r *Router) Reload() error {
 	if r.opts.ConfigFile == "" {
 		return errors.New("reload: no configuration file was given")
 	}
+	select {
+	case <-r.Ready():
+	default:
+		return ErrNotRunning // still starting: nothing to reload yet
+	}
 	r.notify(sdnotify.Reloading())
 	defer r.notify("READY=1")
 	plugins := r.opts.Plugins
@@ -179,8 +184,23 @@ func (r *Router) apply(cfg *Config) error {
 		}
 	}
 
-	// Added outputs open before anything changes.
-	for i, lo := range added {
+	// Added outputs open before anything changes, and so do the new queues
+	// of changed outputs that move to another queue (a disk queue reopened
+	// in the same directory can only open once the old one is closed).
+	undo := func() {
+		for _, o := range added {
+			if o.q != nil {
+				_ = o.q.Close()
+				_ = o.spec.Output.Close()
+			}
+		}
+		for _, p := range requeue {
+			if p.new.q != nil {
+				_ = p.new.q.Close()
+			}
+		}
+	}
+	for _, lo := range added {
 		err := r.openOutput(lo.spec)
 		if err == nil {
 			lo.q, err = r.openQueue(lo.spec)
@@ -189,12 +209,22 @@ func (r *Router) apply(cfg *Config) error {
 			}
 		}
 		if err != nil {
-			for _, o := range added[:i] {
-				_ = o.q.Close()
-				_ = o.spec.Output.Close()
-			}
+			undo()
 			return fail(fmt.Errorf("output %q: %w", lo.spec.Name, err))
 		}
+	}
+	for _, p := range requeue {
+		if sameQueueDir(p.old.spec, p.new.spec) {
+			continue
+		}
+		q, err := r.openQueue(p.new.spec)
+		if err != nil {
+			undo()
+			return fail(fmt.Errorf("output %q: %w", p.new.spec.Name, err))
+		}
+		p.new.q = q
+	}
+	for _, lo := range added {
 		close(lo.ready)
 	}
 
@@ -228,6 +258,7 @@ func (r *Router) apply(cfg *Config) error {
 		r.stopWorker(p.old, timeout)
 		if err := r.swapOutput(p.old, p.new); err != nil {
 			errs = append(errs, err)
+			p.new.unopened = true
 		}
 		r.startWorker(p.new)
 	}
@@ -256,13 +287,14 @@ func (r *Router) apply(cfg *Config) error {
 		wantIn[in.Name] = in
 	}
 	for name, li := range r.ins {
-		if n := wantIn[name]; n == nil || !sameInput(li.spec, n) {
+		if n := wantIn[name]; n == nil || !sameInput(li.spec, n) || failed(li) {
 			li.cancel()
 			<-li.done
 			r.unregisterPlugin(li.spec.Input)
 			delete(r.ins, name)
 		}
 	}
+	var started []*liveInput
 	for i, in := range cfg.Inputs {
 		if cur := r.ins[in.Name]; cur != nil {
 			cfg.Inputs[i] = cur.spec
@@ -275,8 +307,21 @@ func (r *Router) apply(cfg *Config) error {
 		if err := r.registerPlugin(in.Input); err != nil {
 			r.log.Warn("registering the metrics of an input", "input", in.Name, "err", err)
 		}
-		r.startInput(in, false)
+		started = append(started, r.startInput(in, false))
 	}
+	// An input that cannot start (its port is taken, say) fails at once:
+	// give the started ones a moment, so the reload reports it.
+	grace, cancelGrace := context.WithTimeout(context.Background(), inputStartGrace)
+	for _, li := range started {
+		select {
+		case <-li.done:
+			if li.err != nil {
+				errs = append(errs, li.err)
+			}
+		case <-grace.Done():
+		}
+	}
+	cancelGrace()
 
 	r.cfg = cfg
 	r.log.Info("configuration reloaded", "inputs", len(cfg.Inputs), "outputs", len(cfg.Outputs), "routes", len(cfg.Routes),
@@ -347,29 +392,43 @@ func (r *Router) requeue(old, new *liveOutput, timeout time.Duration) error {
 	r.stopWorker(old, timeout)
 	old.q.CloseAppend()
 	err := r.swapOutput(old, new)
-	sameDir := old.spec.Queue.Type == "disk" && new.spec.Queue.Type == "disk" && old.spec.Queue.Dir == new.spec.Queue.Dir
+	new.unopened = err != nil
+	sameDir := sameQueueDir(old.spec, new.spec)
 	if sameDir {
 		if cerr := old.q.Close(); cerr != nil {
 			r.log.Error("closing queue", "output", old.spec.Name, "err", cerr)
 		}
 	}
-	q, qerr := r.openQueue(new.spec)
-	if qerr != nil && sameDir {
-		// Keep the events moving with the settings that worked.
-		r.log.Error("reopening the disk queue with its new settings failed; keeping the old ones", "output", new.spec.Name, "err", qerr)
-		new.spec.Queue = old.spec.Queue
+	q := new.q // opened before the swap unless sameDir
+	if sameDir {
+		var qerr error
 		q, qerr = r.openQueue(new.spec)
-	}
-	if qerr != nil {
-		new.err = qerr
-		close(new.ready)
-		return errors.Join(err, qerr)
+		if qerr != nil {
+			// Keep the events moving with the settings that worked.
+			r.log.Error("reopening the disk queue with its new settings failed; keeping the old ones", "output", new.spec.Name, "err", qerr)
+			new.spec.Queue = old.spec.Queue
+			var oerr error
+			if q, oerr = r.openQueue(new.spec); oerr != nil {
+				// The directory cannot be opened at all: a memory queue
+				// keeps the output running (what the disk queue holds
+				// stays on disk); a later reload tries the disk again.
+				r.log.Error("the disk queue cannot be reopened; the output runs on a memory queue until a reload or restart opens it", "output", new.spec.Name, "err", oerr)
+				new.spec.Queue.Type = "memory"
+				q = newMemQueue(new.spec.Queue)
+			}
+			err = errors.Join(err, qerr, oerr)
+		}
 	}
 	new.q = q
 	r.startWorker(new)
 	if !sameDir {
-		moved, left := moveEvents(old.q, q, timeout)
+		moved, dropped, left := moveEvents(old.q, q, timeout)
 		r.log.Info("reload: moved the pending events to the output's new queue", "output", new.spec.Name, "events", moved)
+		if dropped > 0 {
+			r.metrics.outDropped.WithLabelValues(new.spec.Name, "queue_full").Add(float64(dropped))
+			r.log.Warn("reload: the new queue (when_full = drop_newest) was too small for the pending events; the rest were dropped",
+				"output", new.spec.Name, "dropped", dropped)
+		}
 		if left {
 			r.log.Warn("reload: the new queue stayed full; the rest stays in the old one", "output", new.spec.Name)
 		}
@@ -380,25 +439,28 @@ func (r *Router) requeue(old, new *liveOutput, timeout time.Duration) error {
 }
 
 // moveEvents reads everything from (closed for appends) into to, for at
-// most timeout; left reports events it could not move.
-func moveEvents(from, to Queue, timeout time.Duration) (moved int, left bool) {
+// most timeout; dropped counts those a drop_newest queue refused (among
+// moved), left reports events it could not move.
+func moveEvents(from, to Queue, timeout time.Duration) (moved, dropped int, left bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	lim := BatchConfig{MaxEvents: 4096, MaxBytes: 4 << 20}
 	for {
 		b, err := from.Read(ctx, lim)
 		if err != nil {
-			return moved, !errors.Is(err, ErrQueueClosed)
+			return moved, dropped, !errors.Is(err, ErrQueueClosed)
 		}
 		if len(b.Events) > 0 {
-			if _, err := to.Append(ctx, b.Events); err != nil {
+			n, err := to.Append(ctx, b.Events)
+			if err != nil {
 				from.Unread(b)
-				return moved, true
+				return moved, dropped, true
 			}
+			dropped += n
 		}
 		moved += len(b.Events)
 		if err := from.Ack(b); err != nil {
-			return moved, true
+			return moved, dropped, true
 		}
 	}
 }
@@ -421,6 +483,26 @@ func (r *Router) drainRemoved(o *liveOutput, timeout time.Duration) {
 	}
 	r.retireQueue(o, "removed")
 	r.log.Info("removed output stopped", "output", o.spec.Name)
+}
+
+// inputStartGrace is how long a reload waits for the inputs it started to
+// fail (a port in use, say) before it reports success.
+const inputStartGrace = 500 * time.Millisecond
+
+// failed reports whether li ended with an error (a reload restarts it).
+func failed(li *liveInput) bool {
+	select {
+	case <-li.done:
+		return li.err != nil
+	default:
+		return false
+	}
+}
+
+// sameQueueDir reports whether a and b use a disk queue in one directory
+// (which must be closed before it is opened again).
+func sameQueueDir(a, b *OutputSpec) bool {
+	return a.Queue.Type == "disk" && b.Queue.Type == "disk" && a.Queue.Dir == b.Queue.Dir
 }
 
 func sameOutput(a, b *OutputSpec) bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -400,4 +401,149 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Fatalf("%d of %d events misrouted, lost or duplicated", bad, len(spans))
 	}
 	t.Logf("%d events across %d reloads, each delivered exactly as routed", len(spans), len(gens)-1)
+}
+
+// A changed output whose new queue cannot be opened (its spool directory
+// is a file) refuses the whole reload before anything changes: the old
+// output keeps delivering, and the router stops cleanly.
+func TestReloadRefusesAQueueThatCannotOpen(t *testing.T) {
+	in := "input \"feed\" \"in\" {}\n"
+	rig := startReloadable(t, in+outputsSrc("a")+routeSrc("a"))
+	old := rig.out("a")
+	rig.emit("1")
+	if err := os.MkdirAll(filepath.Join(rig.dir, "spool"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(rig.dir, "spool", "a"), []byte("not a directory"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rig.write(in + "output \"capture\" \"a\" {\n  batch { max_wait = \"1ms\" }\n}\n" + routeSrc("a")) // disk queue
+	if err := rig.r.Reload(); err == nil {
+		t.Fatal("a reload whose disk queue cannot open succeeded")
+	}
+	if v := testutil.ToFloat64(rig.r.reloadG.lastOK); v != 0 {
+		t.Fatalf("config_last_reload_successful = %v, want 0", v)
+	}
+	if rig.out("a") != old {
+		t.Fatal("the output was replaced although the reload was refused")
+	}
+	rig.emit("2")
+	waitFor(t, "both events at the old output", func() bool { return slices.Equal(old.messages(), []string{"1", "2"}) })
+	if err := rig.stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+// Moving the pending events into a smaller drop_newest queue counts what
+// it drops: delivered + dropped = pending.
+func TestReloadMoveIntoDropNewestQueueCounts(t *testing.T) {
+	in := "input \"feed\" \"in\" {}\n"
+	rig := startReloadable(t, in+"output \"capture\" \"a\" {\n  gate = true\n  queue { type = \"memory\" }\n  batch { max_wait = \"1ms\" }\n}\n"+routeSrc("a"))
+	const n = 5000
+	var msgs []string
+	for i := range n {
+		msgs = append(msgs, strconv.Itoa(i))
+	}
+	rig.emit(msgs...)
+	rig.reload(in + "output \"capture\" \"a\" {\n  queue {\n    type = \"memory\"\n    max_events = 100\n    when_full = \"drop_newest\"\n  }\n  batch { max_wait = \"1ms\" }\n}\n" + routeSrc("a"))
+	nu := rig.out("a")
+	dropped := func() float64 { return testutil.ToFloat64(rig.r.metrics.outDropped.WithLabelValues("a", "queue_full")) }
+	waitFor(t, "every event delivered or counted as dropped", func() bool { return float64(len(nu.messages()))+dropped() == n })
+	if dropped() == 0 {
+		t.Fatal("nothing was dropped moving 5000 events into a 100-event drop_newest queue")
+	}
+}
+
+// A worker told to stop finishes the batch in hand and stops, even with a
+// backlog: a changed output is not held up (nor its old instance fed)
+// until its queue is empty.
+func TestWorkerStopsBetweenBatches(t *testing.T) {
+	q := newMemQueue(QueueConfig{MaxEvents: 100000, MaxBytes: 1 << 30, WhenFull: "block"})
+	var evs []*event.Event
+	for range 5000 {
+		evs = append(evs, ev("x", 1, 6))
+	}
+	if _, err := q.Append(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
+	out := &slowOutput{}
+	const batch = 10
+	spec := &OutputSpec{Name: "s", Output: out, Batch: BatchConfig{MaxEvents: batch, MaxBytes: 1 << 20, MaxWait: 5 * time.Millisecond}}
+	w := newWorker(spec, q, newMetrics(), slog.New(slog.DiscardHandler))
+	hard, halt := context.WithCancel(context.Background())
+	defer halt()
+	soft, stop := context.WithCancel(hard)
+	done := make(chan error, 1)
+	go func() { done <- w.run(hard, soft) }()
+	waitFor(t, "some deliveries", func() bool { return out.n.Load() > 0 })
+	stop()
+	before := out.n.Load()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("run = %v, want context.Canceled", err)
+	}
+	if more := out.n.Load() - before; more > batch {
+		t.Fatalf("the worker delivered %d more events after being told to stop (batches of %d)", more, batch)
+	}
+	if pending, _ := q.Len(); int64(pending)+out.n.Load() != 5000 {
+		t.Fatalf("%d pending + %d delivered != 5000", pending, out.n.Load())
+	}
+}
+
+// slowOutput takes a millisecond per batch.
+type slowOutput struct{ n atomic.Int64 }
+
+func (s *slowOutput) Write(ctx context.Context, evs []*event.Event) error {
+	time.Sleep(time.Millisecond)
+	s.n.Add(int64(len(evs)))
+	return nil
+}
+func (s *slowOutput) Close() error { return nil }
+
+// An input a reload starts that fails at once makes the reload partial
+// (config_last_reload_successful 0), and the next reload of the same file
+// starts it again.
+func TestReloadReportsAndRetriesAFailedInput(t *testing.T) {
+	rig := startReloadable(t, "input \"feed\" \"in\" {}\n"+outputsSrc("a")+routeSrc("a"))
+	src := "input \"feed\" \"in\" {}\ninput \"feed\" \"bad\" {\n  fail = true\n}\n" + outputsSrc("a") + routeSrc("a")
+	for round := 1; round <= 2; round++ {
+		rig.write(src)
+		err := rig.r.Reload()
+		if err == nil || !strings.Contains(err.Error(), `input "bad"`) {
+			t.Fatalf("round %d: Reload = %v, want the input's failure", round, err)
+		}
+		if v := testutil.ToFloat64(rig.r.reloadG.lastOK); v != 0 {
+			t.Fatalf("round %d: config_last_reload_successful = %v", round, v)
+		}
+		if v := testutil.ToFloat64(rig.r.reloadG.reloads.WithLabelValues("partial")); v != float64(round) {
+			t.Fatalf("round %d: partial reloads = %v", round, v)
+		}
+		if v := testutil.ToFloat64(rig.r.reloadG.inputFailures); v != float64(round) {
+			t.Fatalf("round %d: input failures = %v (the failed input was not started again)", round, v)
+		}
+	}
+	rig.emit("still routed")
+	waitFor(t, "the event", func() bool { return slices.Contains(rig.out("a").messages(), "still routed") })
+}
+
+// A changed output whose Open fails when the reload restarts it makes the
+// reload partial; its worker opens it again (with the retry backoff)
+// before writing, and the queued events are then delivered.
+func TestReloadReopensAnOutputThatFailedToOpen(t *testing.T) {
+	in := "input \"feed\" \"in\" {}\n"
+	out := func(extra string) string {
+		return "output \"capture\" \"a\" {\n" + extra + "  queue { type = \"memory\" }\n  batch { max_wait = \"1ms\" }\n  retry {\n    initial = \"10ms\"\n    max = \"20ms\"\n  }\n}\n"
+	}
+	rig := startReloadable(t, in+out("")+routeSrc("a"))
+	rig.write(in + out("  fail_opens = 3\n") + routeSrc("a"))
+	if err := rig.r.Reload(); err == nil || !strings.Contains(err.Error(), "cannot open yet") {
+		t.Fatalf("Reload = %v, want the Open failure", err)
+	}
+	rig.emit("1", "2", "3")
+	op := rig.r.Config().Outputs[0].Output.(*openerOutput)
+	waitFor(t, "delivery after the output opened", func() bool { return slices.Equal(op.messages(), []string{"1", "2", "3"}) })
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	if op.opens != 4 {
+		t.Fatalf("%d Open calls, want 4 (3 failures, then success)", op.opens)
+	}
 }

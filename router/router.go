@@ -90,18 +90,17 @@ type liveOutput struct {
 	// next is set when a reload gave this output a new queue: appends this
 	// queue refuses go there instead.
 	next atomic.Pointer[liveOutput]
-	err  error // set before ready closes if the queue could not be opened
-	stop context.CancelFunc
-	halt context.CancelFunc
-	done chan struct{} // closed when the worker returned
+	// unopened: the output's Open failed when a reload restarted it; its
+	// worker opens it again (with the retry backoff) before writing.
+	unopened bool
+	stop     context.CancelFunc
+	halt     context.CancelFunc
+	done     chan struct{} // closed when the worker returned
 }
 
 func (o *liveOutput) queue() Queue {
 	select {
 	case <-o.ready:
-		if o.err != nil {
-			return nil
-		}
 		return o.q
 	default:
 		return nil
@@ -118,9 +117,6 @@ func (o *liveOutput) append(ctx context.Context, evs []*event.Event) (int, error
 			return 0, ctx.Err()
 		}
 	}
-	if o.err != nil {
-		return 0, o.err
-	}
 	dropped, err := o.q.Append(ctx, evs)
 	if n := o.next.Load(); n != nil && errors.Is(err, ErrQueueClosed) {
 		return n.append(ctx, evs) // at least once: some may be in both queues
@@ -133,6 +129,9 @@ type liveInput struct {
 	spec   *InputSpec
 	cancel context.CancelFunc
 	done   chan struct{}
+	// err is why an input started by a reload ended (nil: it did not
+	// fail); written before done closes. A reload restarts a failed input.
+	err error
 }
 
 // Options are the injected dependencies of a Router.
@@ -454,15 +453,40 @@ func (r *Router) startWorker(lo *liveOutput) {
 	r.wwg.Go(func() {
 		defer close(lo.done)
 		defer halt()
+		if lo.unopened && !r.reopen(soft, lo.spec) {
+			return
+		}
 		if err := w.run(hard, soft); err != nil && !errors.Is(err, context.Canceled) {
 			r.log.Error("output worker stopped", "output", lo.spec.Name, "err", err)
 		}
 	})
 }
 
+// reopen opens o until it succeeds, waiting the output's retry backoff
+// between attempts; false if ctx ended first.
+func (r *Router) reopen(ctx context.Context, o *OutputSpec) bool {
+	backoff := o.Retry.Initial
+	for {
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+		err := r.openOutput(o)
+		if err == nil {
+			r.log.Info("output opened", "output", o.Name)
+			return true
+		}
+		r.log.Warn("output still fails to open; retrying", "output", o.Name, "in", backoff, "err", err)
+		backoff = min(backoff*2, o.Retry.Max)
+	}
+}
+
 // startInput runs in under r.ictx. The failure of an input started by Run
 // (fatal) shuts the daemon down; one started by a reload is logged.
-func (r *Router) startInput(in *InputSpec, fatal bool) {
+func (r *Router) startInput(in *InputSpec, fatal bool) *liveInput {
 	ctx, cancel := context.WithCancel(r.ictx)
 	li := &liveInput{spec: in, cancel: cancel, done: make(chan struct{})}
 	r.ins[in.Name] = li
@@ -477,8 +501,10 @@ func (r *Router) startInput(in *InputSpec, fatal bool) {
 			}
 			r.log.Error("input started by a reload failed", "input", in.Name, "err", err)
 			r.reloadG.inputFailures.Inc()
+			li.err = err
 		}
 	})
+	return li
 }
 
 // shutdown stops everything, in order: inputs stop first and flush what

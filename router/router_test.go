@@ -65,6 +65,7 @@ type captureOutput struct {
 }
 
 type captureConfig struct {
+	FailOpens int    `hcl:"fail_opens,optional"` // Open fails this many times (then the output needs Open)
 	Reject    string `hcl:"reject,optional"`
 	FailFirst int    `hcl:"fail_first,optional"`
 	Permanent bool   `hcl:"permanent,optional"`
@@ -138,6 +139,9 @@ func testRegistry() Registry {
 				o := &captureOutput{failFirst: c.FailFirst, permanent: c.Permanent, reject: c.Reject}
 				if c.Gate {
 					o.gate = make(chan struct{})
+				}
+				if c.FailOpens > 0 {
+					return &openerOutput{captureOutput: o, failOpens: c.FailOpens}, nil
 				}
 				return o, nil
 			}),
@@ -218,10 +222,42 @@ func startIn(t *testing.T, cfg *Config, dataDir string) (*Router, inputs.Sink, f
 func capture(cfg *Config, name string) *captureOutput {
 	for _, o := range cfg.Outputs {
 		if o.Name == name {
+			if op, ok := o.Output.(*openerOutput); ok {
+				return op.captureOutput
+			}
 			return o.Output.(*captureOutput)
 		}
 	}
 	return nil
+}
+
+// openerOutput is a captureOutput that must be opened first (like zmq),
+// and whose Open fails failOpens times.
+type openerOutput struct {
+	*captureOutput
+	mu               sync.Mutex
+	failOpens, opens int
+	open             bool
+}
+
+func (o *openerOutput) Open(context.Context) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.opens++; o.opens <= o.failOpens {
+		return fmt.Errorf("cannot open yet (attempt %d)", o.opens)
+	}
+	o.open = true
+	return nil
+}
+
+func (o *openerOutput) Write(ctx context.Context, evs []*event.Event) error {
+	o.mu.Lock()
+	open := o.open
+	o.mu.Unlock()
+	if !open {
+		return errors.New("Write before Open")
+	}
+	return o.captureOutput.Write(ctx, evs)
 }
 
 const twoOutputs = `

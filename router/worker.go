@@ -52,6 +52,9 @@ func newWorker(spec *OutputSpec, q Queue, m *Metrics, log *slog.Logger) *worker 
 // the context's error. soft must be derived from hard.
 func (w *worker) run(hard, soft context.Context) error {
 	for {
+		if err := soft.Err(); err != nil {
+			return err // told to stop: between batches
+		}
 		b, err := w.q.Read(soft, w.spec.Batch)
 		if errors.Is(err, ErrQueueClosed) {
 			return nil
