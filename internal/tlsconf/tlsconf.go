@@ -9,8 +9,9 @@
 // checked at most once a second, at handshake), so renewing a certificate or
 // rotating a CA needs no restart; a change that fails to load keeps the
 // previous value and is reported through the onReloadError callback of
-// Build. A client's ca_file is read once (a change needs a reload of the
-// configuration).
+// Build. A client's ca_file is read when the output is built: at start, or
+// when a reload changes that output's block (a reload of an unchanged
+// block keeps the running output, CA pool included).
 package tlsconf
 
 import (
