@@ -65,7 +65,7 @@ BENCH_N ?= 1000000
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./rules ./inputs/... ./outputs/... ./spool
 	$(GO) run ./cmd/sluice-bench -sluice $(BIN) -n $(BENCH_N)
-	$(GO) run ./cmd/sluice-bench -sluice $(BIN) -n $(BENCH_N) -no-rsyslog -only plain,gzip1 -queue disk
+	$(GO) run ./cmd/sluice-bench -sluice $(BIN) -n $(BENCH_N) -no-rsyslog -only plain,gzip1,fwd -queue disk
 	$(GO) run ./cmd/sluice-bench -sluice $(BIN) -n $(BENCH_N) -no-rsyslog -only plain -queue disk -fsync always
 
 clean:

@@ -40,7 +40,7 @@ func main() {
 	sluice := flag.String("sluice", "bin/sluice", "path to the sluice binary")
 	n := flag.Int("n", 1_000_000, "messages per run")
 	runs := flag.Int("runs", 1, "runs per scenario (the median is reported)")
-	only := flag.String("only", "", "comma-separated scenarios to run (plain,gzip1,gzip6,http,httpgz,zmq,file); empty = all")
+	only := flag.String("only", "", "comma-separated scenarios to run (plain,gzip1,gzip6,http,httpgz,zmq,fwd,file); empty = all")
 	noRsyslog := flag.Bool("no-rsyslog", false, "skip rsyslog even if installed")
 	var o sluiceOpts
 	flag.StringVar(&o.queue, "queue", "memory", `Sluice's queue for the archive output: "memory" or "disk"`)
@@ -93,7 +93,7 @@ func run(bin string, n, runs int, only string, noRsyslog bool, o sluiceOpts) err
 	if rsyslogd == "" {
 		fmt.Println("rsyslogd not found: Sluice only (apt-get install rsyslog for the side-by-side comparison)")
 	}
-	scenarios := []scenario{{"plain", 0, false}, {"gzip1", 1, false}, {"gzip6", 6, false}, {"http", 0, true}, {"httpgz", 1, true}, {"zmq", 0, false}, {"file", 0, false}}
+	scenarios := []scenario{{"plain", 0, false}, {"gzip1", 1, false}, {"gzip6", 6, false}, {"http", 0, true}, {"httpgz", 1, true}, {"zmq", 0, false}, {"fwd", 0, false}, {"file", 0, false}}
 	fmt.Printf("\n%-8s %-8s %12s %9s %9s %12s %9s\n", "scenario", "daemon", "msgs/s", "MiB/s", "cpu s", "cpu µs/msg", "peakRSS")
 	for _, sc := range scenarios {
 		if only != "" && !strings.Contains(","+only+",", ","+sc.name+",") {
@@ -120,6 +120,16 @@ func run(bin string, n, runs int, only string, noRsyslog bool, o sluiceOpts) err
 				return fmt.Errorf("%s sluice: %w", sc.name, err)
 			}
 			sl = append(sl, r)
+			if sc.name == "fwd" { // see fwd.go
+				if rsyslogd != "" {
+					r, err := runRsyslogFwd(rsyslogd, payload, n)
+					if err != nil {
+						return fmt.Errorf("%s rsyslog: %w", sc.name, err)
+					}
+					rs = append(rs, r)
+				}
+				continue
+			}
 			if sc.name == "zmq" { // see zmq.go
 				if rsyslogd != "" && omczmqAvailable() {
 					r, err := runRsyslogZMQ(rsyslogd, payload, n)
@@ -245,6 +255,14 @@ func runSluice(bin string, sc scenario, payload []byte, n int, o sluiceOpts) (re
 		defer sink.close()
 		outType, outBody = "http", fmt.Sprintf("url = %q\n  %s", sink.url, comp)
 	}
+	var fsink *frameSink
+	if sc.name == "fwd" {
+		if fsink, err = startFrameSink(); err != nil {
+			return result{}, err
+		}
+		defer fsink.close()
+		outType, outBody = "syslog", fmt.Sprintf("targets = [\"tcp://127.0.0.1:%d\"]\n  format  = \"raw\"", fsink.port())
+	}
 	var zsink *zmqSink
 	if sc.name == "zmq" {
 		if zsink, err = startZMQSink(); err != nil {
@@ -306,6 +324,9 @@ route "all" {
 		if zsink != nil { // received by the PULL sink, not just sent
 			return zsink.count.Load() >= int64(n)
 		}
+		if fsink != nil { // counted by the receiver, not just sent
+			return fsink.count.Load() >= int64(n)
+		}
 		return scrape(metricsURL, `sluice_output_sent_events_total{output="bench"}`) >= float64(n)
 	}) {
 		return result{}, fmt.Errorf("timed out\n%s", logs.String())
@@ -321,6 +342,12 @@ route "all" {
 			return result{}, fmt.Errorf("http sink received %d events; want %d\n%s", lines, n, logs.String())
 		}
 		fmt.Printf("  (http sink: %d requests, %.1f MiB on the wire, %d bytes/event)\n", reqs, float64(wire)/(1<<20), wire/int64(n))
+		return res, nil
+	}
+	if fsink != nil {
+		if got, bad := fsink.count.Load(), fsink.bad.Load(); got != int64(n) || bad != 0 {
+			return result{}, fmt.Errorf("receiver counted %d messages (%d malformed connections); want %d\n%s", got, bad, n, logs.String())
+		}
 		return res, nil
 	}
 	if zsink != nil {
