@@ -179,8 +179,11 @@ func cmdRun(args []string, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	hups := make(chan os.Signal, 1)
-	signal.Notify(hups, syscall.SIGHUP, syscall.SIGUSR1)
+	signal.Notify(hups, syscall.SIGHUP)
 	defer signal.Stop(hups)
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
 	go func() {
 		s := <-sigs
 		log.Info("signal received; shutting down (send again to exit at once)", "signal", s.String())
@@ -189,24 +192,33 @@ func cmdRun(args []string, stderr io.Writer) int {
 		log.Error("second signal; exiting without draining", "signal", s.String())
 		os.Exit(130)
 	}()
+	// Reloads and log reopens on goroutines of their own: a reload that
+	// waits for outputs to drain does not hold up a logrotate's SIGUSR1.
 	go func() {
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case s := <-hups:
-				if s == syscall.SIGUSR1 {
-					if rf != nil {
-						if err := rf.Reopen(); err != nil {
-							log.Error("reopening the log file failed; still writing to the old one", "err", err)
-						} else {
-							log.Info("log file reopened", "path", *logFile)
-						}
-					}
-					continue
-				}
+			case <-hups:
 				log.Info("SIGHUP: reloading the configuration", "config", *path)
 				_ = r.Reload() // logs its own outcome
+			}
+		}
+	}()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-usr1:
+				if rf == nil {
+					continue
+				}
+				if err := rf.Reopen(); err != nil {
+					log.Error("reopening the log file failed; still writing to the old one", "err", err)
+				} else {
+					log.Info("log file reopened", "path", *logFile)
+				}
 			}
 		}
 	}()
