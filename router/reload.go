@@ -88,7 +88,8 @@ func (r *Router) Reload() error {
 	select {
 	case <-r.Ready():
 	default:
-		return ErrNotRunning // still starting: nothing to reload yet
+		r.log.Warn("reload refused: the daemon is still starting (or stopping); try again once it is ready")
+		return ErrNotRunning
 	}
 	r.notify(sdnotify.Reloading())
 	defer r.notify("READY=1")
@@ -201,7 +202,7 @@ func (r *Router) apply(cfg *Config) error {
 		}
 	}
 	for _, lo := range added {
-		err := r.openOutput(lo.spec)
+		err := r.openOutput(context.Background(), lo.spec)
 		if err == nil {
 			lo.q, err = r.openQueue(lo.spec)
 			if err != nil {
@@ -341,13 +342,14 @@ func (r *Router) apply(cfg *Config) error {
 	return nil
 }
 
-// openOutput creates o's state directory and opens it if it is an Opener.
-func (r *Router) openOutput(o *OutputSpec) error {
+// openOutput creates o's state directory and opens it if it is an Opener,
+// for at most a minute or until ctx ends.
+func (r *Router) openOutput(ctx context.Context, o *OutputSpec) error {
 	if err := os.MkdirAll(o.StateDir, 0o750); err != nil {
 		return fmt.Errorf("creating state dir: %w", err)
 	}
 	if op, ok := o.Output.(outputs.Opener); ok {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		if err := op.Open(ctx); err != nil {
 			return err
@@ -380,7 +382,7 @@ func (r *Router) swapOutput(old, new *liveOutput) error {
 	if err := r.registerPlugin(new.spec.Output); err != nil {
 		r.log.Warn("registering the metrics of a restarted output", "output", new.spec.Name, "err", err)
 	}
-	if err := r.openOutput(new.spec); err != nil {
+	if err := r.openOutput(context.Background(), new.spec); err != nil {
 		return fmt.Errorf("output %q: %w", new.spec.Name, err)
 	}
 	return nil
@@ -414,6 +416,7 @@ func (r *Router) requeue(old, new *liveOutput, timeout time.Duration) error {
 				// stays on disk); a later reload tries the disk again.
 				r.log.Error("the disk queue cannot be reopened; the output runs on a memory queue until a reload or restart opens it", "output", new.spec.Name, "err", oerr)
 				new.spec.Queue.Type = "memory"
+				new.spec.Queue.MaxBytes = min(new.spec.Queue.MaxBytes, defaultQueueBytes)
 				q = newMemQueue(new.spec.Queue)
 			}
 			err = errors.Join(err, qerr, oerr)

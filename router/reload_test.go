@@ -547,3 +547,33 @@ func TestReloadReopensAnOutputThatFailedToOpen(t *testing.T) {
 		t.Fatalf("%d Open calls, want 4 (3 failures, then success)", op.opens)
 	}
 }
+
+// An output whose Open hangs while its worker retries it does not hold up
+// the shutdown beyond shutdown_timeout: the worker's stop reaches Open, and
+// its memory-queue events are counted as dropped.
+func TestShutdownEndsAHangingReopen(t *testing.T) {
+	in := "input \"feed\" \"in\" {}\n"
+	out := func(extra string) string {
+		return "output \"capture\" \"a\" {\n" + extra + "  queue { type = \"memory\" }\n  batch { max_wait = \"1ms\" }\n  retry {\n    initial = \"10ms\"\n    max = \"20ms\"\n  }\n}\n"
+	}
+	rig := startReloadable(t, in+out("")+routeSrc("a"))
+	rig.write(in + out("  fail_opens = 1000\n  hang_opens = true\n") + routeSrc("a"))
+	if err := rig.r.Reload(); err == nil {
+		t.Fatal("Reload succeeded with an output that cannot open")
+	}
+	rig.emit("1", "2", "3")
+	op := rig.r.Config().Outputs[0].Output.(*openerOutput)
+	waitFor(t, "the worker's second Open (the hanging one)", func() bool {
+		if !op.mu.TryLock() {
+			return true // held by the hanging Open
+		}
+		defer op.mu.Unlock()
+		return false
+	})
+	if err := rig.stop(); err != nil { // shutdown_timeout is 2s; Open's own limit is a minute
+		t.Fatalf("Run: %v", err)
+	}
+	if v := testutil.ToFloat64(rig.r.metrics.outDropped.WithLabelValues("a", "shutdown")); v != 3 {
+		t.Fatalf("dropped at shutdown = %v, want 3", v)
+	}
+}

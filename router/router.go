@@ -474,7 +474,7 @@ func (r *Router) reopen(ctx context.Context, o *OutputSpec) bool {
 			return false
 		case <-t.C:
 		}
-		err := r.openOutput(o)
+		err := r.openOutput(ctx, o)
 		if err == nil {
 			r.log.Info("output opened", "output", o.Name)
 			return true

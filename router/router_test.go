@@ -66,6 +66,7 @@ type captureOutput struct {
 
 type captureConfig struct {
 	FailOpens int    `hcl:"fail_opens,optional"` // Open fails this many times (then the output needs Open)
+	HangOpens bool   `hcl:"hang_opens,optional"` // with fail_opens: a failing Open first waits for its context to end
 	Reject    string `hcl:"reject,optional"`
 	FailFirst int    `hcl:"fail_first,optional"`
 	Permanent bool   `hcl:"permanent,optional"`
@@ -141,7 +142,7 @@ func testRegistry() Registry {
 					o.gate = make(chan struct{})
 				}
 				if c.FailOpens > 0 {
-					return &openerOutput{captureOutput: o, failOpens: c.FailOpens}, nil
+					return &openerOutput{captureOutput: o, failOpens: c.FailOpens, hang: c.HangOpens}, nil
 				}
 				return o, nil
 			}),
@@ -237,13 +238,16 @@ type openerOutput struct {
 	*captureOutput
 	mu               sync.Mutex
 	failOpens, opens int
-	open             bool
+	open, hang       bool
 }
 
-func (o *openerOutput) Open(context.Context) error {
+func (o *openerOutput) Open(ctx context.Context) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.opens++; o.opens <= o.failOpens {
+		if o.hang && o.opens > 1 {
+			<-ctx.Done()
+		}
 		return fmt.Errorf("cannot open yet (attempt %d)", o.opens)
 	}
 	o.open = true

@@ -25,6 +25,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -472,33 +473,46 @@ func (t *target) isUDP() bool { return strings.HasPrefix(t.network, "udp") }
 // short), without waiting for its reader.
 func (t *target) abort() {
 	if t.conn != nil {
-		_ = t.conn.Close()
+		c := t.conn
+		if tc, ok := c.(*tls.Conn); ok {
+			c = tc.NetConn() // tls.Conn.Close would send close_notify first, and may block on it
+		}
+		_ = c.Close()
 		t.conn, t.watch = nil, nil
 	}
 }
 
 // close ends the connection gracefully: for a stream, it shuts down the
-// sending side (TLS close_notify, then TCP FIN) and waits up to
-// closeWait for the peer to close its side, so that what the kernel still
-// holds is delivered before the socket goes; then it closes.
+// sending side (TLS close_notify, then TCP FIN) and waits for the peer to
+// close its side, so that what the kernel still holds is delivered before
+// the socket goes; all of it within closeWait, then it closes.
 func (t *target) close() {
 	if t.conn == nil {
 		return
 	}
-	if t.watch != nil {
-		var tcp net.Conn = t.conn
-		if tc, ok := t.conn.(*tls.Conn); ok {
-			_ = tc.SetWriteDeadline(time.Now().Add(closeWait))
-			_ = tc.CloseWrite()
-			tcp = tc.NetConn()
-		}
-		if cw, ok := tcp.(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite()
-		}
+	if w := t.watch; w != nil {
+		conn := t.conn
+		shut := make(chan struct{})
+		go func() { // crypto/tls may block up to 5 s sending close_notify
+			defer close(shut)
+			var tcp net.Conn = conn
+			if tc, ok := conn.(*tls.Conn); ok {
+				_ = tc.CloseWrite()
+				tcp = tc.NetConn()
+			}
+			if cw, ok := tcp.(interface{ CloseWrite() error }); ok {
+				_ = cw.CloseWrite()
+			}
+		}()
+		timer := time.NewTimer(closeWait)
 		select {
-		case <-t.watch.done:
-		case <-time.After(closeWait):
+		case <-w.done:
+		case <-timer.C:
 		}
+		timer.Stop()
+		t.abort() // also ends a close_notify still blocked
+		<-shut
+		return
 	}
 	t.abort()
 }
@@ -571,11 +585,14 @@ func (w *watcher) ended() bool {
 	}
 }
 
-// Close closes every connection.
+// Close closes every connection, gracefully and in parallel (within
+// closeWait).
 func (o *output) Close() error {
+	var wg sync.WaitGroup
 	for _, t := range o.targets {
-		t.close()
+		wg.Go(t.close)
 	}
+	wg.Wait()
 	return nil
 }
 

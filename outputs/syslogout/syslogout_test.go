@@ -687,3 +687,43 @@ func TestCancelEndsBlockedWrite(t *testing.T) {
 		t.Fatal("the connection with a partial frame was kept")
 	}
 }
+
+// close is bounded by closeWait even when the peer reads nothing, so that
+// crypto/tls's close_notify (which has a 5 s deadline of its own) blocks:
+// a stuck receiver cannot hold up a shutdown or reload for longer.
+func TestCloseBoundedWhenPeerDoesNotRead(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, dir, "ca")
+	srv := ca.Server(t, "server")
+	cert, err := tls.LoadX509KeyPair(srv.CertFile, srv.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := net.Pipe() // unbuffered: a write blocks until the peer reads
+	defer b.Close()
+	s := tls.Server(b, &tls.Config{Certificates: []tls.Certificate{cert}})
+	hs := make(chan error, 1)
+	go func() { hs <- s.Handshake() }()
+	c := tls.Client(a, &tls.Config{RootCAs: x509Pool(t, ca.CertFile), ServerName: "127.0.0.1"})
+	if err := c.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-hs; err != nil {
+		t.Fatal(err)
+	}
+	w := watch(c)
+	tg := &target{conn: c, watch: w} // the server never reads from now on
+	start := time.Now()
+	tg.close()
+	if took := time.Since(start); took > closeWait+time.Second {
+		t.Fatalf("close took %v, want at most closeWait (%v)", took, closeWait)
+	}
+	if tg.conn != nil {
+		t.Fatal("connection kept")
+	}
+	select {
+	case <-w.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the watcher goroutine did not end")
+	}
+}
