@@ -40,7 +40,7 @@ func main() {
 	sluice := flag.String("sluice", "bin/sluice", "path to the sluice binary")
 	n := flag.Int("n", 1_000_000, "messages per run")
 	runs := flag.Int("runs", 1, "runs per scenario (the median is reported)")
-	only := flag.String("only", "", "comma-separated scenarios to run (plain,gzip1,gzip6,http,httpgz,zmq,fwd,file); empty = all")
+	only := flag.String("only", "", "comma-separated scenarios to run (plain,gzip1,gzip6,http,httpgz,zmq,fwd,tls,file); empty = all")
 	noRsyslog := flag.Bool("no-rsyslog", false, "skip rsyslog even if installed")
 	var o sluiceOpts
 	flag.StringVar(&o.queue, "queue", "memory", `Sluice's queue for the archive output: "memory" or "disk"`)
@@ -71,6 +71,7 @@ type sluiceOpts struct {
 	queue, fsync   string
 	cpuProfile     string // "" = none; otherwise a path prefix
 	profileSeconds int
+	pki            *benchPKI // the tls scenario's certificates (see tls.go)
 }
 
 func run(bin string, n, runs int, only string, noRsyslog bool, o sluiceOpts) error {
@@ -93,7 +94,13 @@ func run(bin string, n, runs int, only string, noRsyslog bool, o sluiceOpts) err
 	if rsyslogd == "" {
 		fmt.Println("rsyslogd not found: Sluice only (apt-get install rsyslog for the side-by-side comparison)")
 	}
-	scenarios := []scenario{{"plain", 0, false}, {"gzip1", 1, false}, {"gzip6", 6, false}, {"http", 0, true}, {"httpgz", 1, true}, {"zmq", 0, false}, {"fwd", 0, false}, {"file", 0, false}}
+	scenarios := []scenario{{"plain", 0, false}, {"gzip1", 1, false}, {"gzip6", 6, false}, {"http", 0, true}, {"httpgz", 1, true}, {"zmq", 0, false}, {"fwd", 0, false}, {"tls", 0, false}, {"file", 0, false}}
+	if only == "" || strings.Contains(","+only+",", ",tls,") {
+		if o.pki, err = makeBenchPKI(); err != nil {
+			return err
+		}
+		defer os.RemoveAll(o.pki.dir)
+	}
 	fmt.Printf("\n%-8s %-8s %12s %9s %9s %12s %9s\n", "scenario", "daemon", "msgs/s", "MiB/s", "cpu s", "cpu µs/msg", "peakRSS")
 	for _, sc := range scenarios {
 		if only != "" && !strings.Contains(","+only+",", ","+sc.name+",") {
@@ -142,8 +149,14 @@ func run(bin string, n, runs int, only string, noRsyslog bool, o sluiceOpts) err
 				}
 				continue
 			}
+			if sc.name == "tls" && rsyslogd != "" && !gtlsAvailable() {
+				if i == 0 {
+					fmt.Println("rsyslog's gtls driver not found (apt-get install rsyslog-gnutls): tls is Sluice only")
+				}
+				continue
+			}
 			if rsyslogd != "" && !sc.http {
-				r, err := runRsyslog(rsyslogd, sc, payload, n)
+				r, err := runRsyslog(rsyslogd, sc, payload, n, o.pki)
 				if err != nil {
 					return fmt.Errorf("%s rsyslog: %w", sc.name, err)
 				}
@@ -208,11 +221,20 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func send(port int, payload []byte) error {
+func send(port int, payload []byte) error { return sendWith(tcpDialer(port), payload) }
+
+// tcpDialer connects to 127.0.0.1:port.
+func tcpDialer(port int) func() (net.Conn, error) {
+	return func() (net.Conn, error) { return net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)) }
+}
+
+// sendWith writes payload on a connection from dial (retried for 5 s while
+// the daemon starts listening).
+func sendWith(dial func() (net.Conn, error), payload []byte) error {
 	var c net.Conn
 	var err error
 	for range 200 {
-		if c, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+		if c, err = dial(); err == nil {
 			break
 		}
 		time.Sleep(25 * time.Millisecond)
@@ -255,6 +277,11 @@ func runSluice(bin string, sc scenario, payload []byte, n int, o sluiceOpts) (re
 		defer sink.close()
 		outType, outBody = "http", fmt.Sprintf("url = %q\n  %s", sink.url, comp)
 	}
+	scheme, tlsBlock, dial := "tcp", "", tcpDialer(port)
+	if sc.name == "tls" {
+		scheme, dial = "tls", o.pki.dialer(port)
+		tlsBlock = fmt.Sprintf("tls {\n    cert_file = %q\n    key_file  = %q\n  }", o.pki.certFile, o.pki.keyFile)
+	}
 	var fsink *frameSink
 	if sc.name == "fwd" {
 		if fsink, err = startFrameSink(); err != nil {
@@ -277,7 +304,8 @@ admin {
   listen = "127.0.0.1:%d"
 }
 input "syslog" "bench" {
-  listen = ["tcp://127.0.0.1:%d"]
+  listen = ["%s://127.0.0.1:%d"]
+  %s
 }
 output %q "bench" {
   %s
@@ -289,7 +317,7 @@ output %q "bench" {
 route "all" {
   to = [output.%s.bench]
 }
-`, admin, port, outType, outBody, o.queue, fsync, outType)
+`, admin, scheme, port, tlsBlock, outType, outBody, o.queue, fsync, outType)
 	if err := os.WriteFile(filepath.Join(dir, "bench.hcl"), []byte(cfg), 0o644); err != nil {
 		return result{}, err
 	}
@@ -317,7 +345,7 @@ route "all" {
 		profDone <- nil
 	}
 	start := time.Now()
-	if err := send(port, payload); err != nil {
+	if err := sendWith(dial, payload); err != nil {
 		return result{}, err
 	}
 	if !waitFor(func() bool {
@@ -432,7 +460,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return k, err
 }
 
-func runRsyslog(rsyslogd string, sc scenario, payload []byte, n int) (result, error) {
+func runRsyslog(rsyslogd string, sc scenario, payload []byte, n int, pki *benchPKI) (result, error) {
 	dir, err := os.MkdirTemp("", "rsyslog-bench")
 	if err != nil {
 		return result{}, err
@@ -459,6 +487,15 @@ ruleset(name="bench") {
 }
 input(type="imptcp" address="127.0.0.1" port="%d" ruleset="bench")
 `, dir, out, zip, endMarker, marker, port)
+	dial := tcpDialer(port)
+	if sc.name == "tls" { // imptcp has no TLS: imtcp with the GnuTLS driver
+		conf = strings.Replace(conf, fmt.Sprintf("global(workDirectory=%q)", dir), fmt.Sprintf(
+			"global(workDirectory=%q DefaultNetstreamDriver=\"gtls\" DefaultNetstreamDriverCAFile=%q DefaultNetstreamDriverCertFile=%q DefaultNetstreamDriverKeyFile=%q)",
+			dir, pki.caFile, pki.certFile, pki.keyFile), 1)
+		conf = strings.Replace(conf, `module(load="imptcp")`, `module(load="imtcp" StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.AuthMode="anon")`, 1)
+		conf = strings.Replace(conf, `input(type="imptcp"`, `input(type="imtcp"`, 1)
+		dial = pki.dialer(port)
+	}
 	cf := filepath.Join(dir, "rsyslog.conf")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		return result{}, err
@@ -472,7 +509,7 @@ input(type="imptcp" address="127.0.0.1" port="%d" ruleset="bench")
 	defer cmd.Process.Kill()
 	time.Sleep(300 * time.Millisecond) // imptcp binds during startup; send() retries the dial too
 	start := time.Now()
-	if err := send(port, payload); err != nil {
+	if err := sendWith(dial, payload); err != nil {
 		return result{}, fmt.Errorf("%w\n%s", err, logs.String())
 	}
 	// Done when rsyslog has run the action after the archive's for the

@@ -1,6 +1,7 @@
 // Package testpki makes throwaway certificate authorities and certificates
-// for tests of TLS listeners and clients: ECDSA P-256, valid for an hour,
-// written as PEM files into a directory the test owns.
+// for tests and benchmarks of TLS listeners and clients: ECDSA P-256, valid
+// for an hour, written as PEM files into a directory the caller owns. The
+// testing.TB forms fail the test on error; Make and (*CA).Issue return it.
 package testpki
 
 import (
@@ -29,55 +30,84 @@ type CA struct {
 // Pair is an issued certificate's PEM files.
 type Pair struct{ CertFile, KeyFile string }
 
-func nextSerial() *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		panic(err) // crypto/rand does not fail on Linux
-	}
-	return n
+func serial() (*big.Int, error) {
+	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 }
 
-// NewCA makes a CA named name, writing name-ca.pem into dir.
-func NewCA(t testing.TB, dir, name string) *CA {
-	t.Helper()
+// Make makes a CA named name, writing name-ca.pem into dir.
+func Make(dir, name string) (*CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
+	}
+	sn, err := serial()
+	if err != nil {
+		return nil, err
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: nextSerial(), Subject: pkix.Name{CommonName: name + " CA"},
+		SerialNumber: sn, Subject: pkix.Name{CommonName: name + " CA"},
 		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
 		IsCA: true, BasicConstraintsValid: true,
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	ca := &CA{Cert: cert, Key: key, dir: dir, CertFile: filepath.Join(dir, name+"-ca.pem")}
+	return ca, writePEM(ca.CertFile, "CERTIFICATE", der)
+}
+
+// NewCA is Make, failing t on error.
+func NewCA(t testing.TB, dir, name string) *CA {
+	t.Helper()
+	ca, err := Make(dir, name)
+	if err != nil {
 		t.Fatal(err)
 	}
-	cert, _ := x509.ParseCertificate(der)
-	ca := &CA{Cert: cert, Key: key, dir: dir, CertFile: filepath.Join(dir, name+"-ca.pem")}
-	writePEM(t, ca.CertFile, "CERTIFICATE", der)
 	return ca
 }
 
 // Server issues a server certificate for 127.0.0.1, ::1 and "localhost".
 func (ca *CA) Server(t testing.TB, name string) Pair {
-	return ca.issue(t, name, x509.ExtKeyUsageServerAuth)
+	t.Helper()
+	return must(t)(ca.Issue(name, x509.ExtKeyUsageServerAuth))
 }
 
 // Client issues a client certificate with common name name.
 func (ca *CA) Client(t testing.TB, name string) Pair {
-	return ca.issue(t, name, x509.ExtKeyUsageClientAuth)
+	t.Helper()
+	return must(t)(ca.Issue(name, x509.ExtKeyUsageClientAuth))
 }
 
-func (ca *CA) issue(t testing.TB, name string, usage x509.ExtKeyUsage) Pair {
-	t.Helper()
+func must(t testing.TB) func(Pair, error) Pair {
+	return func(p Pair, err error) Pair {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+}
+
+// Issue issues a certificate named name for usage (a server certificate
+// is for 127.0.0.1, ::1 and "localhost"), writing name.pem and
+// name-key.pem into the CA's directory.
+func (ca *CA) Issue(name string, usage x509.ExtKeyUsage) (Pair, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		return Pair{}, err
+	}
+	sn, err := serial()
+	if err != nil {
+		return Pair{}, err
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: nextSerial(), Subject: pkix.Name{CommonName: name},
+		SerialNumber: sn, Subject: pkix.Name{CommonName: name},
 		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
 	}
@@ -87,21 +117,19 @@ func (ca *CA) issue(t testing.TB, name string, usage x509.ExtKeyUsage) Pair {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
 	if err != nil {
-		t.Fatal(err)
+		return Pair{}, err
 	}
 	kder, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		t.Fatal(err)
+		return Pair{}, err
 	}
 	p := Pair{CertFile: filepath.Join(ca.dir, name+".pem"), KeyFile: filepath.Join(ca.dir, name+"-key.pem")}
-	writePEM(t, p.CertFile, "CERTIFICATE", der)
-	writePEM(t, p.KeyFile, "EC PRIVATE KEY", kder)
-	return p
+	if err := writePEM(p.CertFile, "CERTIFICATE", der); err != nil {
+		return Pair{}, err
+	}
+	return p, writePEM(p.KeyFile, "EC PRIVATE KEY", kder)
 }
 
-func writePEM(t testing.TB, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+func writePEM(path, typ string, der []byte) error {
+	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600)
 }
