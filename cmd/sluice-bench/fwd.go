@@ -8,12 +8,9 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // The fwd scenario: TCP syslog → daemon → syslog forwarding over TCP,
@@ -116,26 +113,10 @@ ruleset(name="bench") {
 }
 input(type="imptcp" address="127.0.0.1" port="%d" ruleset="bench")
 `, dir, sink.port(), port)
-	cf := filepath.Join(dir, "rsyslog.conf")
-	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
+	res, err := timeRsyslog(rsyslogd, dir, conf, tcpDialer(port), payload, func() bool { return sink.count.Load() >= int64(n) })
+	if err != nil {
 		return result{}, err
 	}
-	var logs bytes.Buffer
-	cmd := exec.Command(rsyslogd, "-n", "-f", cf, "-i", filepath.Join(dir, "rsyslog.pid"))
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		return result{}, err
-	}
-	defer cmd.Process.Kill()
-	time.Sleep(300 * time.Millisecond) // as runRsyslog: imptcp binds during startup
-	start := time.Now()
-	if err := send(port, payload); err != nil {
-		return result{}, fmt.Errorf("%w\n%s", err, logs.String())
-	}
-	if !waitFor(func() bool { return sink.count.Load() >= int64(n) }) {
-		return result{}, fmt.Errorf("rsyslog timed out (receiver has %d)\n%s", sink.count.Load(), logs.String())
-	}
-	res := stopAndMeasure(cmd, time.Since(start))
 	if got, bad := sink.count.Load(), sink.bad.Load(); got != int64(n) || bad != 0 {
 		return result{}, fmt.Errorf("receiver counted %d messages (%d malformed connections) from rsyslog; want %d", got, bad, n)
 	}

@@ -496,6 +496,28 @@ input(type="imptcp" address="127.0.0.1" port="%d" ruleset="bench")
 		conf = strings.Replace(conf, `input(type="imptcp"`, `input(type="imtcp"`, 1)
 		dial = pki.dialer(port)
 	}
+	// Done when rsyslog has run the action after the archive's for the
+	// last message. With asyncWriting the archive's last buffer is written
+	// at shutdown: that flush is not in the time (in rsyslog's favour).
+	res, err := timeRsyslog(rsyslogd, dir, conf, dial, payload, func() bool { st, err := os.Stat(marker); return err == nil && st.Size() > 0 })
+	if err != nil {
+		return result{}, err
+	}
+	got, err := countLines(out)
+	if err != nil {
+		return result{}, err
+	}
+	if got != n {
+		return result{}, fmt.Errorf("rsyslog wrote %d lines; want %d", got, n)
+	}
+	return res, nil
+}
+
+// timeRsyslog writes conf into dir, runs rsyslogd on it in the foreground,
+// sends payload on a connection from dial once it had time to bind, and
+// measures until done reports true; rsyslogd is then stopped. Errors carry
+// rsyslogd's output.
+func timeRsyslog(rsyslogd, dir, conf string, dial func() (net.Conn, error), payload []byte, done func() bool) (result, error) {
 	cf := filepath.Join(dir, "rsyslog.conf")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		return result{}, err
@@ -507,26 +529,15 @@ input(type="imptcp" address="127.0.0.1" port="%d" ruleset="bench")
 		return result{}, err
 	}
 	defer cmd.Process.Kill()
-	time.Sleep(300 * time.Millisecond) // imptcp binds during startup; send() retries the dial too
+	time.Sleep(300 * time.Millisecond) // imptcp binds during startup; sendWith retries the dial too
 	start := time.Now()
 	if err := sendWith(dial, payload); err != nil {
 		return result{}, fmt.Errorf("%w\n%s", err, logs.String())
 	}
-	// Done when rsyslog has run the action after the archive's for the
-	// last message. With asyncWriting the archive's last buffer is written
-	// at shutdown: that flush is not in the time (in rsyslog's favour).
-	if !waitFor(func() bool { st, err := os.Stat(marker); return err == nil && st.Size() > 0 }) {
+	if !waitFor(done) {
 		return result{}, fmt.Errorf("rsyslog timed out\n%s", logs.String())
 	}
-	res := stopAndMeasure(cmd, time.Since(start))
-	got, err := countLines(out)
-	if err != nil {
-		return result{}, err
-	}
-	if got != n {
-		return result{}, fmt.Errorf("rsyslog wrote %d lines; want %d\n%s", got, n, logs.String())
-	}
-	return res, nil
+	return stopAndMeasure(cmd, time.Since(start)), nil
 }
 
 func waitReady(url string) error {
