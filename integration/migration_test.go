@@ -5,6 +5,7 @@ package integration
 import (
 	"bufio"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -128,9 +129,14 @@ func TestSyslogNgMigrationExample(t *testing.T) {
 	}
 	siem := newFrameSink(t, &tls.Config{Certificates: []tls.Certificate{cert}})
 	central := newFrameSink(t, nil)
-	port := freePort(t)
+	port, tlsPort := freePort(t), freePort(t)
+	clients := testpki.NewCA(t, dir, "clients")
+	sluiceCert := ca.Server(t, "sluice")
+	client := clients.Client(t, "web-7")
 	env := []string{
 		fmt.Sprintf("SYSLOG_PORT=%d", port),
+		fmt.Sprintf("TLS_PORT=%d", tlsPort), "TLS_CERT=" + sluiceCert.CertFile, "TLS_KEY=" + sluiceCert.KeyFile,
+		"TLS_CLIENT_CA=" + clients.CertFile,
 		"SIEM_HOST=127.0.0.1", fmt.Sprintf("SIEM_PORT=%d", siem.port()), "SIEM_CA=" + ca.CertFile,
 		"CENTRAL_HOST=127.0.0.1", fmt.Sprintf("CENTRAL_PORT=%d", central.port()),
 	}
@@ -153,8 +159,34 @@ func TestSyslogNgMigrationExample(t *testing.T) {
 	}
 	c.Close()
 
-	siemGot := siem.wait(t, 3)
-	centralGot := central.wait(t, 4)
+	// Over TLS with a client certificate (mutual TLS); a client without
+	// one is refused and nothing it sends arrives.
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	kp, err := tls.LoadX509KeyPair(client.CertFile, client.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsMsg := "<38>1 2026-12-04T10:00:03Z web-7 sshd 77 - - login over tls"
+	tc, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", tlsPort), &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", Certificates: []tls.Certificate{kp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(tc, "%d %s", len(tlsMsg), tlsMsg)
+	tc.Close()
+	anon, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", tlsPort), &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
+	if err == nil {
+		fmt.Fprintf(anon, "%d %s", len("<38>1 - intruder - - - - must not arrive"), "<38>1 - intruder - - - - must not arrive")
+		_ = anon.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = anon.Read(make([]byte, 1))
+		anon.Close()
+	}
+	if err == nil || strings.Contains(err.Error(), "timeout") {
+		t.Fatalf("a TLS client without a certificate was not refused: %v", err)
+	}
+
+	siemGot := siem.wait(t, 4)
+	centralGot := central.wait(t, 5)
 	d.waitMetric(`sluice_router_dropped_total{reason="route"}`, 1)
 	time.Sleep(200 * time.Millisecond) // anything misrouted would arrive by now
 	d.stop()
@@ -176,15 +208,17 @@ func TestSyslogNgMigrationExample(t *testing.T) {
 			}
 		}
 	}
-	expect("siem", siemGot, "accepted publickey", "sudo session opened", "noisy sudo at info")
+	expect("siem", siemGot, "accepted publickey", "sudo session opened", "noisy sudo at info", "login over tls")
 	for _, g := range siemGot {
 		if !strings.HasPrefix(g, "<") || !strings.Contains(g[:6], ">1 ") {
 			t.Errorf("siem message %q is not RFC 5424", g)
 		}
 	}
-	expect("central", centralGot, "accepted publickey", "plain app event", "sudo session opened", "noisy error")
-	if !slices.Contains(centralGot, raw[2]) {
-		t.Errorf("central did not get %q byte-exact: %q", raw[2], centralGot)
+	expect("central", centralGot, "accepted publickey", "plain app event", "sudo session opened", "noisy error", "login over tls")
+	for _, m := range []string{raw[2], tlsMsg} {
+		if !slices.Contains(centralGot, m) {
+			t.Errorf("central did not get %q byte-exact: %q", m, centralGot)
+		}
 	}
 	archived := readArchive(t, filepath.Join(dir, "archive/*/*/*/*.log.gz"))
 	slices.Sort(archived)

@@ -15,9 +15,15 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 // Every file in examples/ (and its subdirectories) must load with the real
-// plugin registry. Files the examples read (a CA) come from the environment.
+// plugin registry. Files the examples read (CAs, certificates) come from
+// the environment.
 func TestExamplesLoad(t *testing.T) {
-	t.Setenv("SIEM_CA", testpki.NewCA(t, t.TempDir(), "siem").CertFile)
+	ca := testpki.NewCA(t, t.TempDir(), "siem")
+	srv := ca.Server(t, "server")
+	t.Setenv("SIEM_CA", ca.CertFile)
+	t.Setenv("TLS_CERT", srv.CertFile)
+	t.Setenv("TLS_KEY", srv.KeyFile)
+	t.Setenv("TLS_CLIENT_CA", ca.CertFile)
 	files, err := filepath.Glob("../../examples/*.hcl")
 	more, _ := filepath.Glob("../../examples/*/*.hcl")
 	files = append(files, more...)

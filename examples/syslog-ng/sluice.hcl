@@ -1,7 +1,8 @@
 # The Sluice equivalent of syslog-ng.conf in this directory; the README's
 # "Migrating from syslog-ng" section walks through it line by line.
-# Hosts, ports and the CA come from the environment so the same file runs
-# in the end-to-end test on unprivileged ports (integration/migration_test.go).
+# Hosts, ports, certificates and CAs come from the environment so the same
+# file runs in the end-to-end test on unprivileged ports
+# (integration/migration_test.go).
 
 admin {
   listen = "127.0.0.1:9514"         # /metrics, /readyz, POST /reload
@@ -15,6 +16,20 @@ input "syslog" "net" {
     "udp://0.0.0.0:${env("SYSLOG_PORT", "514")}",
     "tcp://0.0.0.0:${env("SYSLOG_PORT", "514")}",
   ]
+}
+
+# source s_tls: syslog() over TLS on 6514 (RFC 5425). With client_ca_file
+# set, clients must present a certificate signed by it
+# (peer-verify(required-trusted)); all three files are reloaded when they
+# change, so renewing them needs no restart. Routes below take events from
+# both inputs, as the log paths name both sources.
+input "syslog" "tls" {
+  listen = ["tls://0.0.0.0:${env("TLS_PORT", "6514")}"]
+  tls {
+    cert_file      = env("TLS_CERT", "/etc/sluice/server.pem")
+    key_file       = env("TLS_KEY", "/etc/sluice/server.key")
+    client_ca_file = env("TLS_CLIENT_CA", "/etc/sluice/clients-ca.pem")
+  }
 }
 
 # destination d_siem: syslog() over TLS, server certificate verified
