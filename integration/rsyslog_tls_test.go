@@ -174,4 +174,13 @@ ruleset(name="fwd") {
 	if v := d.metric(`sluice_input_events_total{input="secure"}`); v != n {
 		t.Fatalf("sluice_input_events_total = %v, want %d", v, n)
 	}
+	// The certificates' expiry, for alerting before they lapse.
+	for _, series := range []string{
+		`sluice_tls_certificate_expiry_timestamp_seconds{component="input",name="secure"}`,
+		`sluice_tls_certificate_expiry_timestamp_seconds{component="output",name="central"}`,
+	} {
+		if v := d.metric(series); v < float64(time.Now().Add(30*24*time.Hour).Unix()) {
+			t.Errorf("%s = %v, want the certificate's expiry (90 days ahead)", series, v)
+		}
+	}
 }

@@ -36,7 +36,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sluicelog/sluice/inputs"
+	"github.com/sluicelog/sluice/internal/tlsconf"
 )
 
 // Input serves the listeners of one syslog input block. Build it with New.
@@ -66,6 +69,23 @@ type Input struct {
 	started atomic.Bool
 	ready   chan struct{}
 	addrs   []net.Addr // written once, before ready is closed
+	expiry  *tlsconf.ExpiryCollector
+}
+
+// Describe implements prometheus.Collector: with tls:// listeners, the
+// expiry time of the certificate served
+// (sluice_tls_certificate_expiry_timestamp_seconds).
+func (in *Input) Describe(ch chan<- *prometheus.Desc) {
+	if in.s.tls != nil {
+		in.expiry.Describe(ch)
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (in *Input) Collect(ch chan<- prometheus.Metric) {
+	if in.s.tls != nil {
+		in.expiry.Collect(ch)
+	}
 }
 
 var _ inputs.Readier = (*Input)(nil)
@@ -90,6 +110,9 @@ func New(cfg *Config, env inputs.Env) (inputs.Input, error) {
 	if m == nil {
 		m = inputs.NewDiscardMetrics()
 	}
+	if w := tlsconf.ExpiryWarning(s.tls, time.Now()); w != "" {
+		log.Warn(w)
+	}
 	return &Input{
 		s:       s,
 		name:    env.Name,
@@ -97,6 +120,7 @@ func New(cfg *Config, env inputs.Env) (inputs.Input, error) {
 		metrics: m,
 		limiter: logLimiter{every: 10 * time.Second},
 		ready:   make(chan struct{}),
+		expiry:  tlsconf.NewExpiryCollector("input", env.Name, s.tls),
 	}, nil
 }
 

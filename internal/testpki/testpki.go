@@ -1,6 +1,6 @@
 // Package testpki makes throwaway certificate authorities and certificates
 // for tests and benchmarks of TLS listeners and clients: ECDSA P-256, valid
-// for an hour, written as PEM files into a directory the caller owns. The
+// for 90 days (so no expiry warning fires), written as PEM files into a directory the caller owns. The
 // testing.TB forms fail the test on error; Make and (*CA).Issue return it.
 package testpki
 
@@ -27,6 +27,10 @@ type CA struct {
 	dir      string
 }
 
+// validity is how long certificates are valid: longer than the 30 days
+// under which Sluice warns of an expiring certificate.
+const validity = 90 * 24 * time.Hour
+
 // Pair is an issued certificate's PEM files.
 type Pair struct{ CertFile, KeyFile string }
 
@@ -46,7 +50,7 @@ func Make(dir, name string) (*CA, error) {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: sn, Subject: pkix.Name{CommonName: name + " CA"},
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
+		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(validity),
 		IsCA: true, BasicConstraintsValid: true,
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 	}
@@ -108,7 +112,7 @@ func (ca *CA) Issue(name string, usage x509.ExtKeyUsage) (Pair, error) {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: sn, Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
+		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(validity),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
 	}
 	if usage == x509.ExtKeyUsageServerAuth {

@@ -1,6 +1,10 @@
 package httpout
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicelog/sluice/internal/tlsconf"
+)
 
 // Request classes of sluice_http_requests_total.
 const (
@@ -24,6 +28,7 @@ type metrics struct {
 	duration     prometheus.Histogram
 	rejected     prometheus.Counter
 	deadLettered prometheus.Counter
+	expiry       *tlsconf.ExpiryCollector // nil without a tls block
 }
 
 // durationBuckets cover a fast local collector up to the default timeout.
@@ -65,7 +70,11 @@ func newMetrics(name string) *metrics {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.requests, m.retries, m.sentBytes, m.duration, m.rejected, m.deadLettered}
+	cs := []prometheus.Collector{m.requests, m.retries, m.sentBytes, m.duration, m.rejected, m.deadLettered}
+	if m.expiry != nil {
+		cs = append(cs, m.expiry) // with a client certificate
+	}
+	return cs
 }
 
 // classOf maps a status code to its class.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
+	"github.com/sluicelog/sluice/internal/tlsconf"
 	"github.com/sluicelog/sluice/outputs"
 	"github.com/sluicelog/sluice/router/event"
 )
@@ -149,6 +150,12 @@ func newOutput(s settings, env outputs.Env) *output {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 		m: newMetrics(env.Name),
+	}
+	if s.tls != nil {
+		o.m.expiry = tlsconf.NewExpiryCollector("output", env.Name, s.tls)
+		if w := tlsconf.ExpiryWarning(s.tls, time.Now()); w != "" {
+			log.Warn(w)
+		}
 	}
 	if s.deadLetter != "" {
 		o.dl = &deadLetter{path: s.deadLetter, output: env.Name}

@@ -117,7 +117,8 @@ type output struct {
 	tlsConfig  *tls.Config
 
 	descs     descs
-	next      int // round robin: next target index; failover: current target
+	expiry    *tlsconf.ExpiryCollector // with a client certificate
+	next      int                      // round robin: next target index; failover: current target
 	buf       []byte
 	failovers atomic.Uint64
 	truncated atomic.Uint64
@@ -194,6 +195,10 @@ func New(cfg *Config, env outputs.Env) (outputs.Output, error) {
 		tc, terrs := cfg.TLS.Build("tls.", func(err error) { o.log.Error("TLS file reload failed", "err", err) })
 		errs = append(errs, terrs...)
 		o.tlsConfig = tc
+		o.expiry = tlsconf.NewExpiryCollector("output", env.Name, tc)
+		if w := tlsconf.ExpiryWarning(tc, time.Now()); w != "" {
+			o.log.Warn(w)
+		}
 		if cfg.TLS.InsecureSkipVerify {
 			o.log.Warn("tls.insecure_skip_verify is set: the servers' certificates are not verified, so anyone on the path can read and alter what this output sends")
 		}
@@ -623,6 +628,9 @@ func (o *output) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{d.messages, d.bytes, d.connects, d.connectErrors, d.writeErrors, d.failovers, d.truncated, d.lfs} {
 		ch <- d
 	}
+	if o.expiry != nil {
+		o.expiry.Describe(ch)
+	}
 }
 
 // Collect implements prometheus.Collector; safe concurrently with Write.
@@ -639,4 +647,7 @@ func (o *output) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(o.descs.failovers, prometheus.CounterValue, float64(o.failovers.Load()))
 	ch <- prometheus.MustNewConstMetric(o.descs.truncated, prometheus.CounterValue, float64(o.truncated.Load()))
 	ch <- prometheus.MustNewConstMetric(o.descs.lfs, prometheus.CounterValue, float64(o.lfs.Load()))
+	if o.expiry != nil {
+		o.expiry.Collect(ch)
+	}
 }
