@@ -7,8 +7,13 @@
 // one target with as few syscalls as the kernel allows; it returns nil once
 // the kernel accepted every byte. TCP and TLS have no application-level
 // acknowledgement (syslog without RELP), so what sits in the socket buffers
-// when a connection resets is lost; to narrow that window Write checks an
-// idle connection for a close or reset from the peer before reusing it.
+// when a connection resets is lost. To narrow that window each stream
+// connection has a reader goroutine (watch) that consumes what the server
+// sends (TLS session tickets, alerts) and notices a close or reset, and
+// Write replaces a connection found closed before reusing it; Close shuts
+// connections down gracefully (close_notify, FIN, then up to closeWait for
+// the peer). A cancelled context ends a blocked write, and a connection
+// whose write failed is never reused.
 // A failed target is marked down and the batch goes to the next one in the
 // same Write; when every target fails Write returns an error and the router
 // retries the same batch later (the events stay in the output's queue).
