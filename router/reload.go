@@ -88,8 +88,11 @@ func (r *Router) Reload() error {
 	select {
 	case <-r.Ready():
 	default:
-		r.log.Warn("reload refused: the daemon is still starting (or stopping); try again once it is ready")
+		r.log.Warn("reload refused: the daemon is still starting; try again once it is ready")
 		return ErrNotRunning
+	}
+	if r.draining.Load() {
+		return ErrNotRunning // shutting down: no RELOADING/READY after STOPPING
 	}
 	r.notify(sdnotify.Reloading())
 	defer r.notify("READY=1")
