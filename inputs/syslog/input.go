@@ -72,21 +72,16 @@ type Input struct {
 	expiry  *tlsconf.ExpiryCollector
 }
 
-// Describe implements prometheus.Collector: with tls:// listeners, the
-// expiry time of the certificate served
-// (sluice_tls_certificate_expiry_timestamp_seconds).
-func (in *Input) Describe(ch chan<- *prometheus.Desc) {
-	if in.s.tls != nil {
-		in.expiry.Describe(ch)
-	}
-}
+// Describe implements prometheus.Collector: the expiry time of the
+// certificate served by tls:// listeners
+// (sluice_tls_certificate_expiry_timestamp_seconds). It is described even
+// without TLS, so that the registry can unregister the input when a reload
+// replaces it (an empty Describe would make it an unchecked collector,
+// which cannot be unregistered).
+func (in *Input) Describe(ch chan<- *prometheus.Desc) { in.expiry.Describe(ch) }
 
-// Collect implements prometheus.Collector.
-func (in *Input) Collect(ch chan<- prometheus.Metric) {
-	if in.s.tls != nil {
-		in.expiry.Collect(ch)
-	}
-}
+// Collect implements prometheus.Collector; without TLS it exports nothing.
+func (in *Input) Collect(ch chan<- prometheus.Metric) { in.expiry.Collect(ch) }
 
 var _ inputs.Readier = (*Input)(nil)
 

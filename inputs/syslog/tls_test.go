@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sluicelog/sluice/inputs"
@@ -728,4 +729,40 @@ func readFile(t testing.TB, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// The input is a checked prometheus.Collector with or without TLS, so the
+// router can unregister it when a reload replaces it; only a TLS input
+// exports the certificate's expiry.
+func TestInputExpiryMetric(t *testing.T) {
+	p := newTestPKI(t)
+	for _, tc := range []struct {
+		name   string
+		tls    *tlsconf.Server
+		series int
+	}{{"tls", p.server(), 1}, {"plain", nil, 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Listen = []string{"tcp://127.0.0.1:0"}
+			if tc.tls != nil {
+				cfg.Listen = []string{"tls://127.0.0.1:0"}
+				cfg.TLS = tc.tls
+			}
+			in, err := New(cfg, inputs.Env{Name: "in-" + tc.name})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := in.(prometheus.Collector)
+			reg := prometheus.NewRegistry()
+			if err := reg.Register(c); err != nil {
+				t.Fatal(err)
+			}
+			if n := testutil.CollectAndCount(c, "sluice_tls_certificate_expiry_timestamp_seconds"); n != tc.series {
+				t.Fatalf("%d expiry series, want %d", n, tc.series)
+			}
+			if !reg.Unregister(c) {
+				t.Fatal("the input could not be unregistered")
+			}
+		})
+	}
 }
