@@ -95,7 +95,11 @@ func (r *Router) Reload() error {
 		return ErrNotRunning // shutting down: no RELOADING/READY after STOPPING
 	}
 	r.notify(sdnotify.Reloading())
-	defer r.notify("READY=1")
+	defer func() {
+		if !r.draining.Load() { // no READY=1 once STOPPING=1 was sent
+			r.notify("READY=1")
+		}
+	}()
 	plugins := r.opts.Plugins
 	plugins.metrics = r.metrics
 	cfg, diags := LoadFile(r.opts.ConfigFile, plugins)
@@ -272,6 +276,7 @@ func (r *Router) apply(cfg *Config) error {
 		}
 	}
 	for _, o := range removed {
+		r.removing.Store(o.spec.Name, o)
 		r.wwg.Go(func() { r.drainRemoved(o, timeout) })
 	}
 	r.outs = map[string]*liveOutput{}
@@ -279,6 +284,9 @@ func (r *Router) apply(cfg *Config) error {
 		r.outs[o.spec.Name] = o
 	}
 	for _, lo := range added {
+		if old, ok := r.removing.LoadAndDelete(lo.spec.Name); ok {
+			r.unregisterPlugin(old.(*liveOutput).spec.Output) // still draining: its metrics give way
+		}
 		if err := r.registerPlugin(lo.spec.Output); err != nil {
 			r.log.Warn("registering the metrics of an added output", "output", lo.spec.Name, "err", err)
 		}
@@ -483,7 +491,9 @@ func (r *Router) drainRemoved(o *liveOutput, timeout time.Duration) {
 		o.halt()
 		<-o.done
 	}
-	r.unregisterPlugin(o.spec.Output)
+	if r.removing.CompareAndDelete(o.spec.Name, o) { // unless an output added under its name took over
+		r.unregisterPlugin(o.spec.Output)
+	}
 	if err := o.spec.Output.Close(); err != nil {
 		r.log.Error("closing output", "output", o.spec.Name, "err", err)
 	}

@@ -577,3 +577,90 @@ func TestShutdownEndsAHangingReopen(t *testing.T) {
 		t.Fatalf("dropped at shutdown = %v, want 3", v)
 	}
 }
+
+// An output removed by one reload and added again by the next while it
+// still drains gets its metrics registered, and keeps them once the old
+// instance has finished draining.
+func TestReloadReAddedOutputKeepsItsMetrics(t *testing.T) {
+	in := "input \"feed\" \"in\" {}\n"
+	a := func(extra string) string {
+		return "output \"capture\" \"a\" {\n  metrics = true\n" + extra + "  queue { type = \"memory\" }\n  batch { max_wait = \"1ms\" }\n}\n"
+	}
+	rig := startReloadable(t, in+a("  gate = true\n")+outputsSrc("b")+routeSrc("a", "b"))
+	rig.emit("held") // a's worker blocks on its gate: a drains for shutdown_timeout (2s)
+	rig.reload(in + outputsSrc("b") + routeSrc("b"))
+	rig.reload(in + a("") + outputsSrc("b") + routeSrc("a", "b"))
+	series := func() int {
+		n := 0
+		mfs, err := rig.reg.Gather()
+		if err != nil {
+			t.Fatalf("gather: %v", err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "test_capture_writes_total" {
+				n += len(mf.GetMetric())
+			}
+		}
+		return n
+	}
+	rig.emit("after")
+	waitFor(t, "the re-added output's delivery", func() bool { return slices.Contains(rig.out("a").messages(), "after") })
+	if n := series(); n != 1 {
+		t.Fatalf("%d test_capture_writes_total series while the old instance drains, want 1", n)
+	}
+	waitFor(t, "the old instance to finish draining", func() bool {
+		return testutil.ToFloat64(rig.r.metrics.outDropped.WithLabelValues("a", "removed")) == 1
+	})
+	if n := series(); n != 1 {
+		t.Fatalf("%d test_capture_writes_total series after the old instance stopped, want 1", n)
+	}
+}
+
+// A reload that shutdown overtakes sends no READY=1 after STOPPING=1.
+func TestReloadOvertakenByShutdownSendsNoReady(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sluice.hcl")
+	src := fmt.Sprintf("data_dir = %q\nshutdown_timeout = \"2s\"\ninput \"feed\" \"in\" {}\n", dir) + outputsSrc("a") + routeSrc("a")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plugins := testRegistry()
+	cfg, diags := LoadFile(path, plugins)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var sent []string
+	var r *Router
+	r = New(cfg, Options{Registry: prometheus.NewRegistry(), ConfigFile: path, Plugins: plugins, Notify: func(s string) error {
+		mu.Lock()
+		sent = append(sent, strings.SplitN(s, "\n", 2)[0])
+		mu.Unlock()
+		if strings.HasPrefix(s, "RELOADING=1") {
+			cancel() // SIGTERM right after SIGHUP
+			waitFor(t, "shutdown to begin", func() bool { return r.draining.Load() })
+		}
+		return nil
+	}})
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	select {
+	case <-r.Ready():
+	case <-time.After(5 * time.Second):
+		t.Fatal("not ready")
+	}
+	if err := r.Reload(); !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("Reload = %v, want ErrNotRunning", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	stopping := slices.Index(sent, "STOPPING=1")
+	if stopping < 0 || slices.Contains(sent[stopping:], "READY=1") {
+		t.Fatalf("notifications %q: READY=1 after STOPPING=1", sent)
+	}
+}

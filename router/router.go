@@ -55,7 +55,11 @@ type Router struct {
 	adminSrv *http.Server
 	iwg      sync.WaitGroup // input goroutines
 	wwg      sync.WaitGroup // worker goroutines, including removed outputs draining
-	inErr    chan error     // failures of the inputs started by Run
+	// removing holds the removed outputs still draining, by name, whose
+	// metrics are still registered: an output added again under the same
+	// name takes their place (its collector has the same descriptions).
+	removing sync.Map
+	inErr    chan error // failures of the inputs started by Run
 	reloadG  reloadMetrics
 
 	closing  atomic.Bool // Emit refuses new events (after the inputs stopped)

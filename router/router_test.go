@@ -66,6 +66,7 @@ type captureOutput struct {
 
 type captureConfig struct {
 	FailOpens int    `hcl:"fail_opens,optional"` // Open fails this many times (then the output needs Open)
+	Metrics   bool   `hcl:"metrics,optional"`    // a prometheus.Collector: test_capture_writes_total{output=NAME}
 	HangOpens bool   `hcl:"hang_opens,optional"` // with fail_opens: a failing Open first waits for its context to end
 	Reject    string `hcl:"reject,optional"`
 	FailFirst int    `hcl:"fail_first,optional"`
@@ -131,7 +132,7 @@ func testRegistry() Registry {
 			}),
 		},
 		Outputs: map[string]outputs.Type{
-			"capture": outputs.NewType(func() *captureConfig { return &captureConfig{} }, func(c *captureConfig, _ outputs.Env) (outputs.Output, error) {
+			"capture": outputs.NewType(func() *captureConfig { return &captureConfig{} }, func(c *captureConfig, env outputs.Env) (outputs.Output, error) {
 				if c.Size != "" {
 					if _, err := conf.ParseSize(c.Size); err != nil {
 						return nil, errors.Join(conf.Field("size", err), conf.Field("fail_first", errors.New("second error")))
@@ -143,6 +144,10 @@ func testRegistry() Registry {
 				}
 				if c.FailOpens > 0 {
 					return &openerOutput{captureOutput: o, failOpens: c.FailOpens, hang: c.HangOpens}, nil
+				}
+				if c.Metrics {
+					return &metricCapture{captureOutput: o,
+						desc: prometheus.NewDesc("test_capture_writes_total", "Writes.", nil, prometheus.Labels{"output": env.Name})}, nil
 				}
 				return o, nil
 			}),
@@ -226,10 +231,28 @@ func capture(cfg *Config, name string) *captureOutput {
 			if op, ok := o.Output.(*openerOutput); ok {
 				return op.captureOutput
 			}
+			if mc, ok := o.Output.(*metricCapture); ok {
+				return mc.captureOutput
+			}
 			return o.Output.(*captureOutput)
 		}
 	}
 	return nil
+}
+
+// metricCapture is a captureOutput that is a prometheus.Collector, as
+// most real outputs are.
+type metricCapture struct {
+	*captureOutput
+	desc *prometheus.Desc
+}
+
+func (m *metricCapture) Describe(ch chan<- *prometheus.Desc) { ch <- m.desc }
+
+func (m *metricCapture) Collect(ch chan<- prometheus.Metric) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(m.desc, prometheus.CounterValue, float64(m.writes))
 }
 
 // openerOutput is a captureOutput that must be opened first (like zmq),
