@@ -105,18 +105,7 @@ output "syslog" "central" {
     max_wait = "5ms"
   }
 }
-output "archive" "copy" {
-  path        = "archive/copy.log"
-  compression = "none"
-  format      = "raw"
-  batch {
-    max_wait = "5ms"
-  }
-}
-route "all" {
-  to = [output.syslog.central, output.archive.copy]
-}
-`, sluiceTCP, sluiceUDP, receiverPort))
+`+rawCopyAndRoute, sluiceTCP, sluiceUDP, receiverPort))
 
 	startRsyslog(t, fmt.Sprintf(`global(workDirectory="%%DIR%%")
 module(load="imtcp")
@@ -179,6 +168,22 @@ ruleset(name="fwd") {
 		t.Fatalf("%d RFC 5424 messages via TCP and %d RFC 3164 via UDP; want %d each", tcp, udp, n/2)
 	}
 }
+
+// rawCopyAndRoute completes the rsyslog tests' Sluice configurations: a
+// raw archive of what Sluice received, and a route sending everything to it
+// and to the syslog output "central".
+const rawCopyAndRoute = `output "archive" "copy" {
+  path        = "archive/copy.log"
+  compression = "none"
+  format      = "raw"
+  batch {
+    max_wait = "5ms"
+  }
+}
+route "all" {
+  to = [output.syslog.central, output.archive.copy]
+}
+`
 
 func netDial(port int) (net.Conn, error) {
 	return net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)

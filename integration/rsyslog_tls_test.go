@@ -88,18 +88,7 @@ output "syslog" "central" {
     max_wait = "5ms"
   }
 }
-output "archive" "copy" {
-  path        = "archive/copy.log"
-  compression = "none"
-  format      = "raw"
-  batch {
-    max_wait = "5ms"
-  }
-}
-route "all" {
-  to = [output.syslog.central, output.archive.copy]
-}
-`, sluiceTLS, sluiceServer.CertFile, sluiceServer.KeyFile, ca.CertFile,
+`+rawCopyAndRoute, sluiceTLS, sluiceServer.CertFile, sluiceServer.KeyFile, ca.CertFile,
 		receiverPort, ca.CertFile, sluiceClient.CertFile, sluiceClient.KeyFile))
 
 	startRsyslog(t, fmt.Sprintf(`global(workDirectory="%%DIR%%"
