@@ -221,8 +221,6 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func send(port int, payload []byte) error { return sendWith(tcpDialer(port), payload) }
-
 // tcpDialer connects to 127.0.0.1:port.
 func tcpDialer(port int) func() (net.Conn, error) {
 	return func() (net.Conn, error) { return net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)) }
